@@ -1,0 +1,106 @@
+// gdsolve/codes.h - the integer codes for losses, activations, penalties, optimizers, schedules and
+// gradient clipping, defined once here. gdsolve/_codes.py mirrors them; tests/test_codes.py reads
+// code_table() through the compiled module and proves the two agree.
+#pragma once
+#include "config.h"
+
+// X-macros: (NAME, value). Add a code here and in gdsolve/_codes.py; the test catches a mismatch.
+#define GDS_LOSS_CODES(X) \
+    X(SQUARED, 0)         \
+    X(HUBER, 1)           \
+    X(EPSILON_INSENSITIVE, 2) \
+    X(LOG, 3)             \
+    X(SOFTMAX, 4)
+
+#define GDS_ACTIVATION_CODES(X) \
+    X(IDENTITY, 0)              \
+    X(RELU, 1)                  \
+    X(TANH, 2)                  \
+    X(LOGISTIC, 3)
+
+#define GDS_PENALTY_CODES(X) \
+    X(NONE, 0)               \
+    X(L2, 1)                 \
+    X(L1, 2)                 \
+    X(ELASTICNET, 3)
+
+#define GDS_OPTIMIZER_CODES(X) \
+    X(SGD, 0)                  \
+    X(ADAGRAD, 1)              \
+    X(RMSPROP, 2)              \
+    X(ADAM, 3)                 \
+    X(ADAMW, 4)                \
+    X(NADAM, 5)                \
+    X(RADAM, 6)                \
+    X(LION, 7)
+
+#define GDS_SCHEDULE_CODES(X) \
+    X(CONSTANT, 0)            \
+    X(OPTIMAL, 1)             \
+    X(INVSCALING, 2)          \
+    X(ADAPTIVE, 3)            \
+    X(STEP, 4)                \
+    X(MULTISTEP, 5)           \
+    X(EXPONENTIAL, 6)         \
+    X(COSINE, 7)              \
+    X(COSINE_WARM_RESTARTS, 8) \
+    X(ONE_CYCLE, 9)           \
+    X(CYCLIC, 10)             \
+    X(REDUCE_ON_PLATEAU, 11)
+
+#define GDS_CYCLIC_MODE_CODES(X) \
+    X(TRIANGULAR, 0)             \
+    X(TRIANGULAR2, 1)            \
+    X(EXP_RANGE, 2)
+
+#define GDS_ANNEAL_CODES(X) \
+    X(COS, 0)               \
+    X(LINEAR, 1)
+
+#define GDS_CLIP_CODES(X) \
+    X(NONE, 0)            \
+    X(VALUE, 1)           \
+    X(NORM, 2)
+
+namespace gds {
+
+#define GDS_ENUM_ENTRY(name, value) name = value,
+enum class Loss : int { GDS_LOSS_CODES(GDS_ENUM_ENTRY) };
+enum class Activation : int { GDS_ACTIVATION_CODES(GDS_ENUM_ENTRY) };
+enum class Penalty : int { GDS_PENALTY_CODES(GDS_ENUM_ENTRY) };
+enum class Optimizer : int { GDS_OPTIMIZER_CODES(GDS_ENUM_ENTRY) };
+enum class Schedule : int { GDS_SCHEDULE_CODES(GDS_ENUM_ENTRY) };
+enum class CyclicMode : int { GDS_CYCLIC_MODE_CODES(GDS_ENUM_ENTRY) };
+enum class Anneal : int { GDS_ANNEAL_CODES(GDS_ENUM_ENTRY) };
+enum class Clip : int { GDS_CLIP_CODES(GDS_ENUM_ENTRY) };
+#undef GDS_ENUM_ENTRY
+
+#ifndef GDS_DEVICE_COMPILE
+// Host-only table of every code, for the Python mirror test.
+struct CodeEntry {
+    const char* kind;
+    const char* name;
+    int value;
+};
+
+inline const CodeEntry* code_table(int* n_entries) {
+#define GDS_TABLE_ENTRY_LOSS(name, value) {"Loss", #name, value},
+#define GDS_TABLE_ENTRY_ACT(name, value) {"Activation", #name, value},
+#define GDS_TABLE_ENTRY_PEN(name, value) {"Penalty", #name, value},
+#define GDS_TABLE_ENTRY_OPT(name, value) {"Optimizer", #name, value},
+#define GDS_TABLE_ENTRY_SCHED(name, value) {"Schedule", #name, value},
+#define GDS_TABLE_ENTRY_CYC(name, value) {"CyclicMode", #name, value},
+#define GDS_TABLE_ENTRY_ANN(name, value) {"Anneal", #name, value},
+#define GDS_TABLE_ENTRY_CLIP(name, value) {"Clip", #name, value},
+    static const CodeEntry table[] = {
+        GDS_LOSS_CODES(GDS_TABLE_ENTRY_LOSS) GDS_ACTIVATION_CODES(GDS_TABLE_ENTRY_ACT)
+        GDS_PENALTY_CODES(GDS_TABLE_ENTRY_PEN) GDS_OPTIMIZER_CODES(GDS_TABLE_ENTRY_OPT)
+        GDS_SCHEDULE_CODES(GDS_TABLE_ENTRY_SCHED) GDS_CYCLIC_MODE_CODES(GDS_TABLE_ENTRY_CYC)
+        GDS_ANNEAL_CODES(GDS_TABLE_ENTRY_ANN) GDS_CLIP_CODES(GDS_TABLE_ENTRY_CLIP)
+    };
+    *n_entries = static_cast<int>(sizeof(table) / sizeof(table[0]));
+    return table;
+}
+#endif
+
+}  // namespace gds
