@@ -17,7 +17,7 @@ GDS_HD inline double clip_norm_factor(double total_norm, double max_norm) {
     return coef < 1.0 ? coef : 1.0;
 }
 
-template <class T> inline void clip_gradient(int code, double limit, T* g, gds_int64 n) {
+template <class T> GDS_HD inline void clip_gradient(int code, double limit, T* g, gds_int64 n) {
     if (code == static_cast<int>(Clip::VALUE)) {
         const T v = static_cast<T>(limit);
         for (gds_int64 i = 0; i < n; ++i) g[i] = clip_value(g[i], v);

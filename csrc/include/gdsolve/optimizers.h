@@ -215,8 +215,8 @@ GDS_HD inline void optimizer_update(const OptimizerConfig& c, const OptimizerSte
 // A whole parameter vector (host loops; a GPU kernel calls optimizer_update per thread instead).
 // Null slot pointers are allowed for slots the rule does not use.
 template <class T>
-inline void optimizer_update_array(const OptimizerConfig& c, const OptimizerStep& st, T* w,
-                                   const T* g, T* s0, T* s1, T* s2, gds_int64 n) {
+GDS_HD inline void optimizer_update_array(const OptimizerConfig& c, const OptimizerStep& st, T* w,
+                                          const T* g, T* s0, T* s1, T* s2, gds_int64 n) {
     T dummy0 = T(0), dummy1 = T(0), dummy2 = T(0);
     for (gds_int64 i = 0; i < n; ++i) {
         T& a = s0 ? s0[i] : dummy0;
