@@ -1,0 +1,350 @@
+"""CuPy side of gdsolve's GPU path: device detection, kernel compilation, config structs, and
+GpuOptimizer (the compiled update rules on CuPy arrays). Called by device="cuda" code paths and
+tests/test_gpu_backend.py; the kernels themselves live in gdsolve.gpu.kernels.
+
+CuPy is imported lazily, so this module imports (and cuda_available() answers False) without it.
+"""
+
+import functools
+from collections.abc import Mapping
+
+import numpy as np
+
+from gdsolve import _codes
+from gdsolve.gpu import kernels
+
+NO_DEVICE_MESSAGE = "device='cuda' requested but no CUDA device is available"
+
+# Threads per block of the elementwise kernels, and a cap on blocks: the kernels loop with a grid
+# stride, so a capped grid still covers every element.
+BLOCK_SIZE = 256
+MAX_BLOCKS = 65535
+
+# ---- Mirrors of the C++ config structs ---------------------------------------------------------
+# NumPy's align=True lays fields out with the C rules the host and NVRTC use;
+# tests/test_nvrtc.py proves every offset and size with static_asserts compiled by NVRTC.
+
+OPTIMIZER_CONFIG_DTYPE = np.dtype(
+    [
+        ("code", np.int32),
+        ("lr", np.float64),
+        ("momentum", np.float64),
+        ("dampening", np.float64),
+        ("nesterov", np.int32),
+        ("beta1", np.float64),
+        ("beta2", np.float64),
+        ("eps", np.float64),
+        ("weight_decay", np.float64),
+        ("amsgrad", np.int32),
+        ("lr_decay", np.float64),
+        ("initial_accumulator_value", np.float64),
+        ("alpha", np.float64),
+        ("centered", np.int32),
+        ("momentum_decay", np.float64),
+        ("decoupled_weight_decay", np.int32),
+    ],
+    align=True,
+)
+
+OPTIMIZER_SCALARS_DTYPE = np.dtype([("step", np.int64), ("mu_product", np.float64)], align=True)
+
+OPTIMIZER_STEP_DTYPE = np.dtype(
+    [
+        ("lr", np.float64),
+        ("momentum", np.float64),
+        ("decay_factor", np.float64),
+        ("l2", np.float64),
+        ("step_size", np.float64),
+        ("inv_sqrt_bc2", np.float64),
+        ("inv_bc1", np.float64),
+        ("bc2", np.float64),
+        ("coef_grad", np.float64),
+        ("coef_momentum", np.float64),
+        ("rect", np.float64),
+        ("use_rect", np.int32),
+        ("first", np.int32),
+    ],
+    align=True,
+)
+
+MAX_MILESTONES = 32  # gds::kMaxMilestones
+
+SCHEDULE_CONFIG_DTYPE = np.dtype(
+    [
+        ("code", np.int32),
+        ("base_lr", np.float64),
+        ("alpha", np.float64),
+        ("optimal_t0", np.float64),
+        ("power_t", np.float64),
+        ("step_size", np.float64),
+        ("gamma", np.float64),
+        ("n_milestones", np.int32),
+        ("milestones", np.int64, (MAX_MILESTONES,)),
+        ("T_max", np.float64),
+        ("eta_min", np.float64),
+        ("T_0", np.float64),
+        ("T_mult", np.float64),
+        ("max_lr", np.float64),
+        ("total_steps", np.float64),
+        ("pct_start", np.float64),
+        ("anneal", np.int32),
+        ("div_factor", np.float64),
+        ("final_div_factor", np.float64),
+        ("three_phase", np.int32),
+        ("cycle_momentum", np.int32),
+        ("base_momentum", np.float64),
+        ("max_momentum", np.float64),
+        ("step_size_up", np.float64),
+        ("step_size_down", np.float64),
+        ("mode", np.int32),
+        ("warmup_steps", np.float64),
+        ("warmup_start_factor", np.float64),
+    ],
+    align=True,
+)
+
+# Defaults for keys missing from a config dict and the int fields read as booleans: the same as
+# gdsolve/_cdefs.pxd (optimizer_config_from_dict / schedule_config_from_dict), so the GPU sees the
+# struct the CPU loops see. tests/test_gpu_backend.py checks this through the compiled core.
+_OPTIMIZER_FLAGS = frozenset({"nesterov", "amsgrad", "centered", "decoupled_weight_decay"})
+_SCHEDULE_FLAGS = frozenset({"three_phase", "cycle_momentum"})
+_SCHEDULE_DEFAULTS = {
+    "step_size": 1.0,
+    "gamma": 1.0,
+    "T_max": 1.0,
+    "T_0": 1.0,
+    "T_mult": 1.0,
+    "total_steps": 1.0,
+    "pct_start": 0.3,
+    "div_factor": 25.0,
+    "final_div_factor": 1e4,
+    "base_momentum": 0.85,
+    "max_momentum": 0.95,
+    "step_size_up": 1.0,
+}
+
+
+def _checked_code(config, enum, what):
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{what} config must be a dict, got {type(config).__name__}")
+    if "code" not in config:
+        raise ValueError(f"{what} config has no 'code' entry")
+    try:
+        return int(enum(int(config["code"])))
+    except (TypeError, ValueError):
+        valid = ", ".join(f"{m.name}={m.value}" for m in enum)
+        raise ValueError(
+            f"unknown {what} code {config['code']!r}; expected one of {valid}"
+        ) from None
+
+
+def _fill_record(dtype, config, defaults, flags, skip=()):
+    record = np.zeros(1, dtype=dtype)
+    for name in dtype.names:
+        if name in skip:
+            continue
+        value = config.get(name, defaults.get(name, 0))
+        if dtype[name].kind == "i":
+            record[name] = int(bool(value)) if name in flags else int(value)
+        else:
+            record[name] = float(value)
+    return record
+
+
+def optimizer_config_record(config):
+    """gds::OptimizerConfig as a one-element structured array, from Optimizer.to_config()."""
+    code = _checked_code(config, _codes.Optimizer, "optimizer")
+    record = _fill_record(OPTIMIZER_CONFIG_DTYPE, config, {}, _OPTIMIZER_FLAGS)
+    record["code"] = code
+    return record
+
+
+def schedule_config_record(config):
+    """gds::ScheduleConfig as a one-element structured array, from Schedule.to_config()."""
+    code = _checked_code(config, _codes.Schedule, "schedule")
+    milestones = [int(m) for m in config.get("milestones", ())]
+    if len(milestones) > MAX_MILESTONES:
+        raise ValueError(f"at most {MAX_MILESTONES} milestones are supported")
+    record = _fill_record(
+        SCHEDULE_CONFIG_DTYPE, config, _SCHEDULE_DEFAULTS, _SCHEDULE_FLAGS,
+        skip=("milestones", "n_milestones"),
+    )
+    record["code"] = code
+    record["n_milestones"] = len(milestones)
+    record["milestones"][0, : len(milestones)] = milestones
+    return record
+
+
+# ---- Device detection and compilation ----------------------------------------------------------
+
+
+def _device_status():
+    """(True, "") when CuPy sees at least one CUDA device, else (False, why not)."""
+    try:
+        import cupy
+    except Exception as exc:  # missing, or a broken install: either way no GPU path
+        return False, f"cupy cannot be imported ({exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, driver too old, no device: CUDARuntimeError and kin
+        return False, str(exc)
+    if count < 1:
+        return False, "CUDA reports no device"
+    return True, ""
+
+
+def cuda_available():
+    """True when CuPy is importable and a CUDA device can be used."""
+    return _device_status()[0]
+
+
+def require_cuda():
+    """Raise a RuntimeError saying why, unless a CUDA device is usable."""
+    ok, why = _device_status()
+    if not ok:
+        raise RuntimeError(f"{NO_DEVICE_MESSAGE}: {why}")
+
+
+def _ctype(dtype):
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
+    if name not in kernels.CTYPES:
+        raise ValueError(f"GPU kernels support float32 and float64, got dtype {name}")
+    return name
+
+
+class GpuModule:
+    """One compiled kernel module for one element type: kernel("name") returns the function."""
+
+    def __init__(self, name, dtype, raw_module):
+        self.name = name
+        self.dtype = np.dtype(dtype)
+        self.raw_module = raw_module
+        self._templated, self._plain = kernels.module_kernels(name)
+
+    def kernel(self, kernel_name):
+        ctype = kernels.CTYPES[self.dtype.name]
+        if kernel_name in self._templated:
+            return self.raw_module.get_function(kernels.kernel_name_expression(kernel_name, ctype))
+        if kernel_name in self._plain:
+            return self.raw_module.get_function(kernel_name)
+        raise ValueError(
+            f"module {self.name!r} has no kernel {kernel_name!r}; "
+            f"it has {self._templated + self._plain}"
+        )
+
+
+def compile_module(name, dtype):
+    """Compile (once per process; CuPy also caches on disk) one kernel module for float32/64."""
+    kernels.module_kernels(name)  # ValueError on an unknown module, before any work
+    dtype_name = _ctype(dtype)
+    require_cuda()
+    return _compile_module_cached(name, dtype_name)
+
+
+@functools.lru_cache(maxsize=None)
+def _compile_module_cached(name, dtype_name):
+    import cupy
+
+    ctype = kernels.CTYPES[dtype_name]
+    raw = cupy.RawModule(
+        code=kernels.module_source(name),
+        options=kernels.compile_options(),
+        name_expressions=kernels.name_expressions(name, (ctype,)),
+    )
+    return GpuModule(name, dtype_name, raw)
+
+
+def launch_shape(n):
+    """(grid, block) for the grid-stride elementwise kernels over n items."""
+    blocks = max(1, min(MAX_BLOCKS, -(-int(n) // BLOCK_SIZE)))
+    return (blocks,), (BLOCK_SIZE,)
+
+
+# ---- Optimizer on the device -------------------------------------------------------------------
+
+
+class GpuOptimizer:
+    """One compiled update rule over a flat CuPy parameter vector of n_params elements.
+
+    The state slots, the step counter and NAdam's mu product stay on the device; each step launches
+    optimizer_begin_step_kernel (one thread) then optimizer_update_kernel (one thread per element),
+    with no host synchronisation. `config` is a gdsolve.optim.Optimizer or its to_config().
+    """
+
+    def __init__(self, config, n_params, dtype=np.float32):
+        if hasattr(config, "to_config"):  # a gdsolve.optim.Optimizer
+            config = config.to_config()
+        self._config = optimizer_config_record(config)
+        self.dtype = np.dtype(_ctype(dtype))
+        if isinstance(n_params, bool) or not isinstance(n_params, (int, np.integer)):
+            raise ValueError(f"n_params must be an integer, got {n_params!r}")
+        if n_params < 0:
+            raise ValueError(f"n_params must be >= 0, got {n_params}")
+        self.n_params = int(n_params)
+        require_cuda()
+        import cupy
+
+        from gdsolve import _core
+
+        self._module = compile_module("optimizer", self.dtype)
+        self._begin = self._module.kernel("optimizer_begin_step_kernel")
+        self._update = self._module.kernel("optimizer_update_kernel")
+        self.n_slots = _core.state_slots(dict(config))
+        self.slots = [
+            cupy.zeros(self.n_params, dtype=self.dtype) if k < self.n_slots else None
+            for k in range(3)
+        ]
+        if self._config["code"][0] == _codes.Optimizer.ADAGRAD:
+            # PyTorch starts Adagrad's sum of squares at initial_accumulator_value.
+            self.slots[0].fill(self._config["initial_accumulator_value"][0])
+        scalars = np.zeros(1, dtype=OPTIMIZER_SCALARS_DTYPE)
+        scalars["mu_product"] = 1.0
+        # Raw bytes on the device; the kernels see gds::OptimizerScalars / gds::OptimizerStep.
+        self._scalars = cupy.asarray(scalars.view(np.uint8))
+        self._step = cupy.zeros(OPTIMIZER_STEP_DTYPE.itemsize, dtype=np.uint8)
+
+    def _check_array(self, a, what):
+        import cupy
+
+        if not isinstance(a, cupy.ndarray):
+            raise ValueError(f"{what} must be a cupy.ndarray, got {type(a).__name__}")
+        if a.dtype != self.dtype:
+            raise ValueError(f"{what} has dtype {a.dtype}, this optimizer runs {self.dtype}")
+        if a.size != self.n_params:
+            raise ValueError(f"{what} has {a.size} elements, expected {self.n_params}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{what} must be C-contiguous")
+
+    def step(self, params, grads, lr=None, momentum=None):
+        """Update params in place from grads. lr defaults to the config's; momentum, if given,
+        replaces momentum/beta1 for this step (one-cycle momentum cycling)."""
+        self._check_array(params, "params")
+        self._check_array(grads, "grads")
+        lr = float(self._config["lr"][0]) if lr is None else float(lr)
+        if momentum is not None and not float(momentum) >= 0.0:
+            raise ValueError(f"momentum must be >= 0, got {momentum}")
+        momentum = -1.0 if momentum is None else float(momentum)  # < 0: the core keeps its own
+        self._begin(
+            (1,), (1,),
+            (self._config, self._scalars, np.float64(lr), np.float64(momentum), self._step),
+        )
+        if self.n_params == 0:
+            return
+        grid, block = launch_shape(self.n_params)
+        s0, s1, s2 = self.slots
+        self._update(
+            grid, block,
+            (self._config, self._step, params, grads, s0, s1, s2, np.int64(self.n_params)),
+        )
+
+    def state(self):
+        """Host copy of the state: step, mu_product and the used slots s0..s2 (NumPy arrays)."""
+        scalars = self._scalars.get().view(OPTIMIZER_SCALARS_DTYPE)[0]
+        out = {"step": int(scalars["step"]), "mu_product": float(scalars["mu_product"])}
+        for k, slot in enumerate(self.slots):
+            if slot is not None:
+                out[f"s{k}"] = slot.get()
+        return out
