@@ -93,6 +93,12 @@ cdef extern from "gdsolve/schedules.h" namespace "gds":
     double schedule_momentum(const ScheduleConfig& s, double step) nogil
     int reduce_on_plateau_step(const ReduceOnPlateauConfig& c, ReduceOnPlateauState& s,
                                double metric) nogil
+    cdef struct PlateauStop:
+        double best
+        int no_improvement
+    int plateau_stop_update(PlateauStop& p, double value, double tol, int n_iter_no_change,
+                            int higher_is_better, int adaptive, double current_lr,
+                            double& lr_factor) nogil
 
 cdef extern from "gdsolve/losses.h" namespace "gds":
     T loss_value[T](int code, T p, T y, T param) nogil
@@ -108,6 +114,9 @@ cdef extern from "gdsolve/penalties.h" namespace "gds":
         double l2
         double l1
     PenaltySplit penalty_split(int code, double alpha, double l1_ratio) nogil
+    T penalty_value[T](const PenaltySplit& s, const T* w, gds_int64 n) nogil
+    T soft_threshold[T](T w, T threshold) nogil
+    void cumulative_l1_truncate[T](T& w, T& q, T u) nogil
 
 cdef extern from "gdsolve/clip.h" namespace "gds":
     void clip_gradient[T](int code, double limit, T* g, gds_int64 n) nogil

@@ -16,7 +16,8 @@ from gdsolve._cdefs cimport (
     optimizer_state_slots, schedule_lr, schedule_momentum, reduce_on_plateau_step,
     optimal_t0, loss_value, loss_derivative, softmax_cross_entropy, activation_value,
     activation_derivative_from_output, clip_gradient, optimizer_config_from_dict,
-    schedule_config_from_dict, gds_int64,
+    schedule_config_from_dict, gds_int64, PenaltySplit, penalty_split, penalty_value,
+    soft_threshold, cumulative_l1_truncate, PlateauStop, plateau_stop_update,
 )
 
 cnp.import_array()
@@ -157,3 +158,48 @@ def clip(int code, double limit, floating[::1] g):
         return
     with nogil:
         clip_gradient(code, limit, &g[0], g.shape[0])
+
+
+# ---- penalties and the per-epoch stopping rule (used by tests/test_core_math.py and
+# tests/test_schedules.py to check penalties.h and plateau_stop_update directly) ----
+
+def penalty(int code, double alpha, double l1_ratio, const floating[::1] w):
+    """(l2 coefficient, l1 coefficient, alpha * R(w)) for gds::Penalty `code`."""
+    cdef PenaltySplit split = penalty_split(code, alpha, l1_ratio)
+    cdef floating value = 0
+    if w.shape[0] > 0:
+        with nogil:
+            value = penalty_value(split, &w[0], w.shape[0])
+    return split.l2, split.l1, float(value)
+
+
+def l1_soft_threshold(floating[::1] w, double threshold):
+    """Proximal step of threshold * |w|, in place."""
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(w.shape[0]):
+            w[i] = soft_threshold(w[i], <floating>threshold)
+
+
+def l1_cumulative_truncate(floating[::1] w, floating[::1] q, double u):
+    """Cumulative L1 truncation (Tsuruoka et al.) of every weight, w and q in place."""
+    cdef Py_ssize_t i
+    if q.shape[0] != w.shape[0]:
+        raise ValueError(f"q has {q.shape[0]} elements, w has {w.shape[0]}")
+    with nogil:
+        for i in range(w.shape[0]):
+            cumulative_l1_truncate(w[i], q[i], <floating>u)
+
+
+def plateau_stop(dict state, double value, double tol, int n_iter_no_change,
+                 bint higher_is_better, bint adaptive, double current_lr):
+    """One epoch of scikit-learn's stopping / 'adaptive' rule; updates `state` ({"best",
+    "no_improvement"}) in place. Returns (keep_going, lr_factor: 1, or 1/5 on an adaptive cut)."""
+    cdef PlateauStop p
+    cdef double lr_factor = 1.0
+    p.best = state.get("best", INFINITY)
+    p.no_improvement = state.get("no_improvement", 0)
+    keep_going = plateau_stop_update(p, value, tol, n_iter_no_change, higher_is_better, adaptive,
+                                     current_lr, lr_factor)
+    state.update(best=p.best, no_improvement=p.no_improvement)
+    return bool(keep_going), lr_factor

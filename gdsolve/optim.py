@@ -33,7 +33,7 @@ __all__ = [
 
 def _check_float_array(a, what):
     if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{what} must be a float32 or float64 NumPy array")
+        raise ValueError(f"{what} must be a float32 or float64 NumPy array")
     if not a.flags.c_contiguous:
         raise ValueError(f"{what} must be C-contiguous (it is updated in place)")
 

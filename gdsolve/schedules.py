@@ -129,7 +129,7 @@ class Constant(_BaseLR):
 
 class Optimal(Schedule):
     """scikit-learn's 'optimal': 1 / (alpha (t0 + t - 1)), t = samples seen + 1, with scikit-learn's
-    heuristic t0 = 1 / (eta_init alpha), eta_init = typw / max(1, |dloss(-typw, 1)|),
+    heuristic t0 = 1 / (eta_init alpha), eta_init = typw / max(1, dloss(-typw, 1)) (sign kept),
     typw = sqrt(1 / sqrt(alpha))."""
 
     code = ScheduleCode.OPTIMAL

@@ -47,11 +47,13 @@ struct ScheduleConfig {
     double warmup_start_factor;
 };
 
-// scikit-learn's heuristic t0 for `optimal`: eta_init = typw / max(1, |dloss(-typw, 1)|), with
-// typw = sqrt(1 / sqrt(alpha)); the caller passes dloss evaluated by the loss in use.
+// scikit-learn's heuristic t0 for `optimal`: eta_init = typw / max(1, dloss(-typw, 1)), with
+// typw = sqrt(1 / sqrt(alpha)); the caller passes dloss evaluated by the loss in use. The
+// derivative is taken with its sign, as scikit-learn does (no abs): for its losses it is <= 0
+// there, so eta_init = typw.
 GDS_HD inline double optimal_typw(double alpha) { return sqrt(1.0 / sqrt(alpha)); }
 GDS_HD inline double optimal_t0(double alpha, double dloss_at_minus_typw) {
-    const double eta_init = optimal_typw(alpha) / max(1.0, abs(dloss_at_minus_typw));
+    const double eta_init = optimal_typw(alpha) / max(1.0, dloss_at_minus_typw);
     return 1.0 / (eta_init * alpha);
 }
 
@@ -120,7 +122,11 @@ GDS_HD inline double cosine_warm_restarts_lr(const ScheduleConfig& s, double ste
         t_i = s.T_0;
         t_cur = step - s.T_0 * floor(step / s.T_0);
     } else {
-        const double n = floor(log(step / s.T_0 * (s.T_mult - 1.0) + 1.0) / log(s.T_mult));
+        double n = floor(log(step / s.T_0 * (s.T_mult - 1.0) + 1.0) / log(s.T_mult));
+        // the log ratio can land just below an integer at a restart (e.g. log(243)/log(3)):
+        // move n to the cycle that really contains `step`
+        if (step >= s.T_0 * (pow(s.T_mult, n + 1.0) - 1.0) / (s.T_mult - 1.0)) n += 1.0;
+        else if (n > 0.0 && step < s.T_0 * (pow(s.T_mult, n) - 1.0) / (s.T_mult - 1.0)) n -= 1.0;
         t_cur = step - s.T_0 * (pow(s.T_mult, n) - 1.0) / (s.T_mult - 1.0);
         t_i = s.T_0 * pow(s.T_mult, n);
     }
