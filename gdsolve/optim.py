@@ -51,14 +51,24 @@ def _check_betas(betas):
 class Optimizer(BaseEstimator):
     """Base class: hyper-parameters in, compiled update out.
 
-    Subclasses set `code`, `state_slot_names` and implement `_config_fields`.
+    Subclasses set `code` and `state_slot_names`; constructor parameters carry the C++ field
+    names (see gds::OptimizerConfig).
     """
 
     code = None
     state_slot_names = ()
 
     def _config_fields(self):
-        raise NotImplementedError
+        """Constructor parameters under the C++ field names (betas -> beta1, beta2)."""
+        fields = {}
+        for name, value in self.get_params(deep=False).items():
+            if name == "betas":
+                fields["beta1"], fields["beta2"] = float(value[0]), float(value[1])
+            elif isinstance(value, (bool, np.bool_)):
+                fields[name] = bool(value)
+            else:
+                fields[name] = float(value)
+        return fields
 
     def _validate(self):
         _check_nonnegative("lr", self.lr)
@@ -139,14 +149,6 @@ class SGD(Optimizer):
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum requires momentum > 0 and dampening = 0")
 
-    def _config_fields(self):
-        return dict(
-            momentum=float(self.momentum),
-            dampening=float(self.dampening),
-            weight_decay=float(self.weight_decay),
-            nesterov=bool(self.nesterov),
-        )
-
 
 class Adagrad(Optimizer):
     """AdaGrad with learning-rate decay and an initial accumulator (PyTorch Adagrad)."""
@@ -172,14 +174,6 @@ class Adagrad(Optimizer):
         state["sum"][...] = self.initial_accumulator_value
         return state
 
-    def _config_fields(self):
-        return dict(
-            lr_decay=float(self.lr_decay),
-            weight_decay=float(self.weight_decay),
-            initial_accumulator_value=float(self.initial_accumulator_value),
-            eps=float(self.eps),
-        )
-
 
 class RMSprop(Optimizer):
     """RMSprop, optionally centered and with momentum (PyTorch RMSprop)."""
@@ -202,15 +196,6 @@ class RMSprop(Optimizer):
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
 
-    def _config_fields(self):
-        return dict(
-            alpha=float(self.alpha),
-            eps=float(self.eps),
-            weight_decay=float(self.weight_decay),
-            momentum=float(self.momentum),
-            centered=bool(self.centered),
-        )
-
 
 class Adam(Optimizer):
     """Adam with L2 weight decay in the gradient, optionally AMSGrad (PyTorch Adam)."""
@@ -224,15 +209,6 @@ class Adam(Optimizer):
         self.eps = eps
         self.weight_decay = weight_decay
         self.amsgrad = amsgrad
-
-    def _config_fields(self):
-        return dict(
-            beta1=float(self.betas[0]),
-            beta2=float(self.betas[1]),
-            eps=float(self.eps),
-            weight_decay=float(self.weight_decay),
-            amsgrad=bool(self.amsgrad),
-        )
 
 
 class AdamW(Adam):
@@ -259,16 +235,6 @@ class NAdam(Optimizer):
         self.momentum_decay = momentum_decay
         self.decoupled_weight_decay = decoupled_weight_decay
 
-    def _config_fields(self):
-        return dict(
-            beta1=float(self.betas[0]),
-            beta2=float(self.betas[1]),
-            eps=float(self.eps),
-            weight_decay=float(self.weight_decay),
-            momentum_decay=float(self.momentum_decay),
-            decoupled_weight_decay=bool(self.decoupled_weight_decay),
-        )
-
 
 class RAdam(Optimizer):
     """Rectified Adam (PyTorch RAdam)."""
@@ -284,15 +250,6 @@ class RAdam(Optimizer):
         self.weight_decay = weight_decay
         self.decoupled_weight_decay = decoupled_weight_decay
 
-    def _config_fields(self):
-        return dict(
-            beta1=float(self.betas[0]),
-            beta2=float(self.betas[1]),
-            eps=float(self.eps),
-            weight_decay=float(self.weight_decay),
-            decoupled_weight_decay=bool(self.decoupled_weight_decay),
-        )
-
 
 class Lion(Optimizer):
     """Lion, sign of interpolated momentum (Chen et al. 2023); decoupled weight decay."""
@@ -305,12 +262,6 @@ class Lion(Optimizer):
         self.betas = betas
         self.weight_decay = weight_decay
 
-    def _config_fields(self):
-        return dict(
-            beta1=float(self.betas[0]),
-            beta2=float(self.betas[1]),
-            weight_decay=float(self.weight_decay),
-        )
 
 
 def clip_grad_norm_(grads, max_norm):
