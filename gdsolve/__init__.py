@@ -22,3 +22,13 @@ def get_include():
 
 
 __all__ = ["get_include", "__version__"]
+
+# Estimators (imported last: they import gdsolve for __version__).
+from gdsolve.linear_model import SGDLinearRegression, SGDLogistic  # noqa: E402
+
+__all__ += ["SGDLinearRegression", "SGDLogistic"]
+
+# Learning-rate range test (gdsolve.lr_finder), usable with every estimator.
+from gdsolve.lr_finder import lr_find  # noqa: E402
+
+__all__ += ["lr_find"]

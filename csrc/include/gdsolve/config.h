@@ -60,12 +60,16 @@ constexpr double pi = 3.14159265358979323846;
 }  // namespace gds
 
 // Host-only: runtime CPU dispatch for the hot loops without -march=native. A non-template entry
-// point marked GDS_SIMD_CLONES is compiled twice (AVX2+FMA and baseline x86-64) with everything it
-// calls inlined into each copy; the loader picks the copy the CPU supports. Define GDS_NO_CLONES to
-// turn it off (e.g. with GDSOLVE_NATIVE=1, which builds everything for the local CPU instead).
+// point marked GDS_SIMD_CLONES is compiled twice (x86-64-v3: AVX2+FMA, and baseline x86-64) with
+// everything it calls inlined into each copy; the loader picks the copy the CPU supports. Define
+// GDS_NO_CLONES to turn it off (e.g. with GDSOLVE_NATIVE=1, which builds everything for the local
+// CPU instead).
+// "arch=x86-64-v3" (AVX2+FMA+BMI2) dispatches on CPU features; "arch=haswell" would dispatch on
+// the CPU model being exactly Haswell, so AMD and newer Intel CPUs would always get the baseline.
+// gcc 12 is the first to accept x86-64-v3 in target_clones.
 #if !defined(GDS_DEVICE_COMPILE) && defined(__x86_64__) && defined(__GNUC__) && \
-    !defined(__clang__) && !defined(GDS_NO_CLONES)
-#define GDS_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default"), flatten))
+    !defined(__clang__) && !defined(GDS_NO_CLONES) && __GNUC__ >= 12
+#define GDS_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
 #else
 #define GDS_SIMD_CLONES
 #endif

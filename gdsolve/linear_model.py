@@ -1,0 +1,753 @@
+"""Linear estimators trained by the compiled loop: SGDLinearRegression and SGDLogistic.
+
+Each estimator validates its input, resolves the optimizer / learning-rate schedule, and makes ONE
+call into gdsolve._linear_loop per fit or partial_fit (one per class for one-vs-rest); the whole
+epoch loop runs in C++ (csrc/include/gdsolve/linear_loop.h) with the GIL released.
+
+Objective (as scikit-learn's SGD estimators)::
+
+    (1/n) sum_i s_i loss(y_i, x_i . w + b) + alpha * R(w)
+    R(w) = 1/2 ||w||_2^2 (l2),  ||w||_1 (l1),  l1_ratio ||w||_1 + (1 - l1_ratio) 1/2 ||w||_2^2
+
+so alpha = 1 / (C n) matches LogisticRegression(C) and alpha = a / n matches Ridge(alpha=a).
+"""
+
+import os
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit, log_expit, log_softmax, softmax
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model._base import LinearClassifierMixin
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+from threadpoolctl import threadpool_limits
+
+from gdsolve import _linear_loop
+from gdsolve._base import (
+    FIT_CONVERGED,
+    FIT_DIVERGED,
+    FIT_INTERRUPTED,
+    FIT_MAX_ITER,
+    GdsolveEstimatorMixin,
+    handle_fit_status,
+    resolve_optimizer,
+    resolve_schedule,
+)
+from gdsolve._codes import Clip, Loss, Penalty
+from gdsolve._codes import Optimizer as OptimizerCode
+from gdsolve.optim import Optimizer
+from gdsolve.schedules import Constant, InvScaling, Optimal, ReduceLROnPlateau, Schedule
+
+__all__ = ["SGDLinearRegression", "SGDLogistic"]
+
+_PENALTIES = {None: Penalty.NONE, "none": Penalty.NONE, "l2": Penalty.L2, "l1": Penalty.L1,
+              "elasticnet": Penalty.ELASTICNET}
+_REGRESSION_LOSSES = {"squared": Loss.SQUARED, "squared_error": Loss.SQUARED,
+                      "huber": Loss.HUBER, "epsilon_insensitive": Loss.EPSILON_INSENSITIVE}
+_CLASSIFICATION_LOSSES = {"log_loss": Loss.LOG, "log": Loss.LOG}
+# Curvature bound of each loss in the prediction (for the full-batch step 1/L); the
+# epsilon-insensitive loss is not smooth, 1 gives the step a squared loss would have.
+_LOSS_CURVATURE = {Loss.SQUARED: 1.0, Loss.HUBER: 1.0, Loss.EPSILON_INSENSITIVE: 1.0,
+                   Loss.LOG: 0.25, Loss.SOFTMAX: 0.5}
+_GRAM_MAX_FEATURES = 2000
+
+
+def _n_threads():
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def lipschitz_constant(X, sample_weight, fit_intercept, rows=None):
+    """Largest eigenvalue of X~' S X~ / n, X~ = [X, 1] when fitting an intercept, S the sample
+    weights: the Lipschitz constant of the mean squared-loss gradient (times the loss curvature
+    for other losses). Exact from the Gram matrix up to 2000 features, else Lanczos.
+
+    BLAS runs single-threaded here: a threaded X'X was measured 10-50x slower than one thread
+    on a busy 2-core machine (its threads spin against the other load)."""
+    with threadpool_limits(1, user_api="blas"):
+        return _lipschitz_constant(X, sample_weight, fit_intercept, rows)
+
+
+def _lipschitz_constant(X, sample_weight, fit_intercept, rows):
+    if rows is not None and rows.shape[0] != X.shape[0]:
+        X = X[rows]
+        sample_weight = None if sample_weight is None else sample_weight[rows]
+    n, d = X.shape
+    dtype = np.float64 if X.dtype == np.float64 else np.float32
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=dtype)
+    if d + 1 <= _GRAM_MAX_FEATURES:
+        if sp.issparse(X):
+            Xs = X if sw is None else sp.diags(sw) @ X
+            gram = np.asarray((X.T @ Xs).todense(), dtype=np.float64)
+            colsum = np.asarray(Xs.sum(axis=0), dtype=np.float64).ravel()
+        else:
+            Xs = X if sw is None else X * sw[:, None]
+            gram = np.asarray(X.T @ Xs, dtype=np.float64)
+            colsum = np.asarray(Xs.sum(axis=0), dtype=np.float64)
+        total = float(n if sw is None else sw.sum(dtype=np.float64))
+        if fit_intercept:
+            gram = np.block([[gram, colsum[:, None]], [colsum[None, :], np.array([[total]])]])
+        return max(float(np.linalg.eigvalsh(gram / n)[-1]), 0.0)
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    Xd = X.astype(np.float64) if X.dtype != np.float64 else X
+    w = np.ones(n) if sw is None else sw.astype(np.float64)
+
+    def matvec(v):
+        v = np.ravel(v)
+        z = Xd @ v[:d] + (v[d] if fit_intercept else 0.0)
+        z *= w
+        out = np.empty(d + int(fit_intercept))
+        out[:d] = Xd.T @ z
+        if fit_intercept:
+            out[d] = z.sum()
+        return out / n
+
+    m = d + int(fit_intercept)
+    op = LinearOperator((m, m), matvec=matvec, dtype=np.float64)
+    v0 = np.ones(m) / np.sqrt(m)
+    lam = eigsh(op, k=1, which="LA", tol=1e-4, v0=v0, return_eigenvectors=False)[0]
+    return max(float(lam) * 1.01, 0.0)  # Lanczos converges from below: a small margin
+
+
+class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
+    """Parameters, validation and the loop call shared by the two estimators."""
+
+    _is_classifier = False
+
+    # -- parameter checks (before any work) ----------------------------------------------------
+    def _check_params(self):
+        name = type(self).__name__
+        losses = _CLASSIFICATION_LOSSES if self._is_classifier else _REGRESSION_LOSSES
+        if self.loss not in losses:
+            raise ValueError(f"{name}: loss must be one of {tuple(losses)}, got {self.loss!r}")
+        if self.penalty not in _PENALTIES:
+            raise ValueError(f"{name}: penalty must be None, 'l2', 'l1' or 'elasticnet', got "
+                             f"{self.penalty!r}")
+        if not isinstance(self.alpha, Real) or isinstance(self.alpha, bool) or not self.alpha >= 0:
+            raise ValueError(f"{name}: alpha must be a non-negative number, got {self.alpha!r}")
+        if not isinstance(self.l1_ratio, Real) or not 0.0 <= self.l1_ratio <= 1.0:
+            raise ValueError(f"{name}: l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
+        if not (self.batch_size == "full" or (isinstance(self.batch_size, Integral)
+                                              and not isinstance(self.batch_size, bool)
+                                              and self.batch_size >= 1)):
+            raise ValueError(f"{name}: batch_size must be a positive integer or 'full', got "
+                             f"{self.batch_size!r}")
+        if not isinstance(self.max_iter, Integral) or self.max_iter < 1:
+            raise ValueError(f"{name}: max_iter must be a positive integer, got {self.max_iter!r}")
+        if self.tol is not None and (not isinstance(self.tol, Real) or not self.tol >= 0):
+            raise ValueError(f"{name}: tol must be None or a non-negative number, got "
+                             f"{self.tol!r}")
+        if not isinstance(self.n_iter_no_change, Integral) or self.n_iter_no_change < 1:
+            raise ValueError(f"{name}: n_iter_no_change must be a positive integer, got "
+                             f"{self.n_iter_no_change!r}")
+        if not isinstance(self.validation_fraction, Real) or not (
+                0.0 < self.validation_fraction < 1.0):
+            raise ValueError(f"{name}: validation_fraction must be in (0, 1), got "
+                             f"{self.validation_fraction!r}")
+        if not (isinstance(self.average, (bool, np.bool_))
+                or (isinstance(self.average, Integral) and self.average >= 0)):
+            raise ValueError(f"{name}: average must be a bool or a non-negative integer, got "
+                             f"{self.average!r}")
+        if self.clip_grad_norm is not None and (not isinstance(self.clip_grad_norm, Real)
+                                                or not self.clip_grad_norm > 0):
+            raise ValueError(f"{name}: clip_grad_norm must be None or a positive number, got "
+                             f"{self.clip_grad_norm!r}")
+        if not isinstance(self.eta0, Real) or not self.eta0 >= 0:
+            raise ValueError(f"{name}: eta0 must be a non-negative number, got {self.eta0!r}")
+        if not isinstance(self.power_t, Real):
+            raise ValueError(f"{name}: power_t must be a number, got {self.power_t!r}")
+        if self.device != "cpu":
+            raise ValueError(f"{name}: device must be 'cpu' (GPU training is not available in "
+                             f"this version), got {self.device!r}")
+        if not isinstance(self.learning_rate, (str, Schedule)):
+            raise ValueError(f"{name}: learning_rate must be a schedule name or a "
+                             f"gdsolve.schedules.Schedule, got {self.learning_rate!r}")
+        if not isinstance(self.optimizer, (str, Optimizer)):
+            raise ValueError(f"{name}: optimizer must be a name or a gdsolve.optim.Optimizer, "
+                             f"got {self.optimizer!r}")
+        if self.learning_rate in ("constant", "invscaling", "adaptive") and self.eta0 <= 0 \
+                and not isinstance(self.optimizer, Optimizer):
+            raise ValueError(f"{name}: eta0 must be > 0 with learning_rate="
+                             f"{self.learning_rate!r}")
+
+    def _average_start(self):
+        if isinstance(self.average, (bool, np.bool_)):
+            return 1 if self.average else 0
+        return int(self.average)
+
+    # -- learning rate --------------------------------------------------------------------------
+    def _resolve_training(self, X, sample_weight, loss_code, n_train, batch, train_rows):
+        """(optimizer, schedule, config dicts) for this fit; see the class docstring."""
+        name = type(self).__name__
+        opt, base_lr = resolve_optimizer(self.optimizer, self.eta0)
+        sgd_family = int(opt.code) == int(OptimizerCode.SGD)
+        steps_per_epoch = 1 if batch == 0 else -(-n_train // batch)
+        total_steps = max(1, self.max_iter * steps_per_epoch)
+        spec = self.learning_rate
+        sklearn_rate = spec in ("optimal", "invscaling") or type(spec) in (Optimal, InvScaling)
+        alpha = float(self.alpha)
+        pen = _PENALTIES[self.penalty]
+        if sklearn_rate and batch == 0:
+            if sgd_family:
+                # full batch: constant 1/L, L the Lipschitz constant of the objective's gradient
+                lam = lipschitz_constant(X, sample_weight, self.fit_intercept, train_rows)
+                l2 = alpha * (1.0 if pen == Penalty.L2 else
+                              (1.0 - self.l1_ratio) if pen == Penalty.ELASTICNET else 0.0)
+                lipschitz = _LOSS_CURVATURE[loss_code] * lam + l2
+                spec = Constant(lr=1.0 / lipschitz if lipschitz > 0 else 1.0)
+            else:
+                spec = Constant(lr=base_lr)
+        elif (spec == "optimal" or type(spec) is Optimal) and not sgd_family:
+            spec = Constant(lr=base_lr)  # 'optimal' is SGD theory; adaptive rules get their lr
+        elif spec == "optimal" and alpha <= 0:
+            raise ValueError(f"{name}: alpha must be > 0 since learning_rate is 'optimal' "
+                             "(the rate is 1 / (alpha (t0 + t)))")
+        optimal_loss = Loss.LOG if loss_code == Loss.SOFTMAX else loss_code
+        sched, sched_cfg = resolve_schedule(
+            spec, lr=base_lr, total_steps=total_steps, alpha=alpha if alpha > 0 else None,
+            loss=optimal_loss, loss_param=float(getattr(self, "epsilon", 0.1)),
+            power_t=self.power_t)
+        plateau_mode, plateau_cfg = 0, None
+        inner = getattr(sched, "inner", sched)
+        if inner.per_epoch:
+            if isinstance(inner, ReduceLROnPlateau):
+                plateau_mode, plateau_cfg = 2, inner.plateau_config()
+            else:
+                plateau_mode = 1
+        return opt, sched, sched_cfg, plateau_mode, plateau_cfg
+
+    # -- the loop call --------------------------------------------------------------------------
+    def _loop_config(self, loss_code, n_outputs, opt, sched_cfg, plateau_mode, plateau_cfg,
+                     batch, max_iter, seed, tol):
+        pen = _PENALTIES[self.penalty]
+        return {
+            "loss": int(loss_code),
+            "loss_param": float(getattr(self, "epsilon", 0.1)),
+            "n_outputs": int(n_outputs),
+            "fit_intercept": bool(self.fit_intercept),
+            "penalty": int(pen),
+            "alpha": float(self.alpha),
+            "l1_ratio": float(self.l1_ratio),
+            "optimizer": opt.to_config(),
+            "schedule": sched_cfg,
+            "plateau_mode": plateau_mode,
+            "plateau": plateau_cfg,
+            "batch_size": int(batch),
+            "max_iter": int(max_iter),
+            "tol": None if tol is None else float(tol),
+            "n_iter_no_change": int(self.n_iter_no_change),
+            "shuffle": bool(self.shuffle),
+            "seed": int(seed),
+            "average_start": self._average_start(),
+            "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
+            "clip_limit": float(self.clip_grad_norm or 0.0),
+            "n_threads": _n_threads(),
+        }
+
+    @staticmethod
+    def _loop_X(X):
+        if sp.issparse(X):
+            X = X.tocsr()
+            indices = X.indices
+            if indices.dtype != np.int32:
+                if X.shape[1] > np.iinfo(np.int32).max:
+                    raise ValueError("sparse X with more than 2**31 - 1 columns is not supported")
+                indices = indices.astype(np.int32)
+            return (np.ascontiguousarray(X.data), np.ascontiguousarray(indices),
+                    np.ascontiguousarray(X.indptr, dtype=np.int64), X.shape[1])
+        return X
+
+    def _verbose_printer(self, label):
+        if not self.verbose:
+            return None
+
+        def show(epoch, objective, score, lr, seconds):
+            extra = "" if np.isnan(score) else f", validation score: {score:.6f}"
+            print(f"-- {label}epoch {epoch}: objective {objective:.6f}{extra}, lr {lr:.4g}, "
+                  f"{seconds:.2f} s")
+
+        return show
+
+    def _run_loops(self, X, targets, sample_weight, loss_code, n_outputs, states, train_rows,
+                   val_rows, max_iter, tol, rng, labels=None):
+        """One loop call per target vector (one-vs-rest) or a single call. Returns the new
+        states and the loop reports; raises on divergence (estimator left untouched)."""
+        batch = 0 if self.batch_size == "full" else int(self.batch_size)
+        n_train = train_rows.shape[0]
+        opt, _, sched_cfg, plateau_mode, plateau_cfg = self._resolve_training(
+            X, sample_weight, loss_code, n_train, batch, train_rows)
+        Xloop = self._loop_X(X)
+        new_states, reports = [], []
+        name = type(self).__name__
+        for k, (y_k, state) in enumerate(zip(targets, states, strict=True)):
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            cfg = self._loop_config(loss_code, n_outputs, opt, sched_cfg, plateau_mode,
+                                    plateau_cfg, batch, max_iter, seed, tol)
+            st = _linear_loop.copy_state(state)
+            label = "" if labels is None else f"class {labels[k]!r}, "
+            rep = _linear_loop.fit(cfg, Xloop, y_k, sample_weight, train_rows, val_rows, st,
+                                   verbose=self._verbose_printer(label))
+            if rep["status"] == FIT_DIVERGED:
+                handle_fit_status(rep["status"], rep["stop_epoch"], name, max_iter, tol)
+            new_states.append(st)
+            reports.append(rep)
+            if rep["status"] == FIT_INTERRUPTED:
+                break
+        statuses = [r["status"] for r in reports]
+        if FIT_INTERRUPTED in statuses:
+            stop = reports[statuses.index(FIT_INTERRUPTED)]["stop_epoch"]
+            handle_fit_status(FIT_INTERRUPTED, stop, name, max_iter, tol)
+            new_states += [_linear_loop.copy_state(s) for s in states[len(new_states):]]
+        elif FIT_MAX_ITER in statuses:
+            handle_fit_status(FIT_MAX_ITER, max_iter, name, max_iter, tol)
+        else:
+            assert all(s == FIT_CONVERGED for s in statuses)
+        return new_states, reports
+
+    def _new_states(self, n_loops, n_outputs, n_features, dtype, coef_init=None,
+                    intercept_init=None):
+        states = []
+        for k in range(n_loops):
+            st = _linear_loop.new_state(n_outputs, n_features, dtype,
+                                        average=self._average_start() > 0,
+                                        l1=self.penalty in ("l1", "elasticnet"))
+            if coef_init is not None:
+                rows = slice(k, k + 1) if n_loops > 1 else slice(None)
+                st["params"][: n_outputs * n_features] = np.asarray(coef_init)[rows].ravel()
+                st["params"][n_outputs * n_features:] = np.asarray(intercept_init)[rows].ravel()
+            states.append(st)
+        return states
+
+    def _split(self, y, sample_weight, n_samples, early_stopping):
+        all_rows = np.arange(n_samples, dtype=np.int64)
+        if not early_stopping:
+            return all_rows, None
+        splitter = (StratifiedShuffleSplit if self._is_classifier else ShuffleSplit)(
+            test_size=self.validation_fraction, random_state=self.random_state)
+        try:
+            idx_train, idx_val = next(splitter.split(np.zeros((n_samples, 1)), y))
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__}: could not make the early-stopping "
+                             f"validation split ({exc}); lower validation_fraction, add samples "
+                             "or set early_stopping=False") from exc
+        if idx_train.shape[0] == 0 or idx_val.shape[0] == 0:
+            raise ValueError(
+                f"Splitting {n_samples} samples into a train set and a validation set with "
+                f"validation_fraction={self.validation_fraction} led to an empty set; increase "
+                "the number of samples, change validation_fraction or disable early_stopping.")
+        if sample_weight is not None and not np.any(sample_weight[idx_val] > 0):
+            raise ValueError("The sample weights for validation set are all zero, consider "
+                             "using a different random state.")
+        return np.sort(idx_train).astype(np.int64), np.sort(idx_val).astype(np.int64)
+
+    def _store(self, states, reports, n_outputs, n_features, dtype):
+        coefs, intercepts = [], []
+        for st in states:
+            use_avg = st["avg_params"] is not None and st["avg_count"] > 0
+            p = st["avg_params"] if use_avg else st["params"]
+            coefs.append(p[: n_outputs * n_features].reshape(n_outputs, n_features))
+            intercepts.append(p[n_outputs * n_features:])
+        self._loop_states = states
+        coef = np.concatenate(coefs, axis=0).astype(dtype, copy=False)
+        intercept = np.concatenate(intercepts).astype(dtype, copy=False)
+        curves = [r["loss_curve"] for r in reports]
+        scores = [r["val_scores"] for r in reports]
+        self.n_iter_ = int(max(r["n_epochs"] for r in reports))
+        self.t_ = float(max(st["t"] for st in states))
+        self._loop_seconds = float(sum(r["seconds"] for r in reports))  # compiled epochs only
+        self.loss_curve_ = curves[0] if len(curves) == 1 else curves
+        self.validation_scores_ = scores[0] if len(scores) == 1 else scores
+        return coef, intercept
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_COMMON_DOC = """
+    The objective is the sample-weighted mean loss plus ``alpha * R(w)``:
+    ``(1/n) sum_i s_i loss_i + alpha * R(w)`` with ``R = 1/2 ||w||^2`` (l2), ``||w||_1`` (l1) or
+    ``l1_ratio ||w||_1 + (1 - l1_ratio) 1/2 ||w||^2`` (elasticnet), as in scikit-learn's SGD
+    estimators. The whole training loop runs in compiled C++ with the GIL released.
+
+    Parameters
+    ----------
+    penalty : {None, 'l2', 'l1', 'elasticnet'}, default='l2'
+    alpha : float, default=1e-4
+        Regularisation strength (also sets the 'optimal' learning rate).
+    l1_ratio : float, default=0.15
+        Elastic-net mixing (1: pure l1).
+    fit_intercept : bool, default=True
+    optimizer : str or gdsolve.optim.Optimizer, default='sgd'
+        Update rule: 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw',
+        'amsgrad', 'nadam', 'radam', 'lion', or an Optimizer object (its own lr is used).
+    learning_rate : str or gdsolve.schedules.Schedule
+        'optimal' and 'invscaling' are scikit-learn's per-sample schedules (t counts samples);
+        with ``batch_size='full'`` they become the constant step 1/L (L the Lipschitz constant of
+        the objective's gradient, from the data), and 'optimal' with an adaptive optimizer
+        (Adam, ...) becomes that optimizer's constant rate. Other names: 'constant', 'adaptive',
+        'step', 'multistep', 'exponential', 'cosine', 'warm_restarts', 'one_cycle', 'cyclic',
+        'plateau', 'warmup_cosine'.
+    eta0 : float, default=0.01
+        Base learning rate for the schedules that need one (and the lr of a named optimizer).
+    power_t : float
+        Exponent of 'invscaling'.
+    batch_size : int or 'full', default=1
+        Rows per update: 1 is per-sample SGD (scikit-learn's algorithm), 'full' is batch
+        gradient descent (one update per epoch, X read once per epoch).
+    max_iter : int, default=1000
+        Epochs.
+    tol : float or None, default=1e-3
+        Stop when the epoch objective (validation score with early_stopping) has not improved
+        by tol for n_iter_no_change epochs. None: run max_iter epochs.
+    n_iter_no_change : int, default=5
+    early_stopping : bool, default=False
+        Hold out validation_fraction of the data and stop on its score.
+    validation_fraction : float, default=0.1
+    shuffle : bool, default=True
+        Reshuffle the rows every epoch (not needed for batch_size='full').
+    random_state : int, RandomState or None
+    average : bool or int, default=False
+        Averaged SGD: coef_ is the average of the iterates from sample ``average`` on.
+    clip_grad_norm : float or None
+        Clip the data gradient of each update to this L2 norm.
+    warm_start : bool, default=False
+    verbose : int, default=0
+        Print the objective once per epoch.
+    device : {'cpu'}, default='cpu'
+
+    Attributes
+    ----------
+    coef_, intercept_ : arrays in X's dtype (float32 input trains float32 weights)
+    n_iter_ : int
+        Epochs run (the largest over one-vs-rest problems).
+    t_ : float
+        Samples seen + 1 (scikit-learn's t).
+    loss_curve_ : ndarray
+        Objective per epoch (the loss averaged over the epoch's updates plus the penalty at the
+        epoch's end; exact at the start of each epoch for batch_size='full'). One array per class
+        for one-vs-rest.
+    validation_scores_ : ndarray
+        Validation score per epoch (early_stopping), else empty.
+    n_features_in_, feature_names_in_
+"""
+
+
+class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
+    __doc__ = """Linear regression by (stochastic) gradient descent.
+
+    loss : {'squared', 'huber', 'epsilon_insensitive'}, default='squared'
+        ``1/2 (y - p)^2``; Huber with threshold epsilon; ``max(0, |y - p| - epsilon)``.
+    epsilon : float, default=0.1
+""" + _COMMON_DOC
+
+    _is_classifier = False
+
+    def __init__(self, loss="squared", *, penalty="l2", alpha=1e-4, l1_ratio=0.15,
+                 fit_intercept=True, optimizer="sgd", learning_rate="invscaling", eta0=0.01,
+                 power_t=0.25, batch_size=1, max_iter=1000, tol=1e-3, n_iter_no_change=5,
+                 early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
+                 average=False, clip_grad_norm=None, epsilon=0.1, warm_start=False, verbose=0,
+                 device="cpu"):
+        self.loss = loss
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.average = average
+        self.clip_grad_norm = clip_grad_norm
+        self.epsilon = epsilon
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+
+    def _check_params(self):
+        super()._check_params()
+        if not isinstance(self.epsilon, Real) or not self.epsilon >= 0:
+            raise ValueError(f"SGDLinearRegression: epsilon must be a non-negative number, got "
+                             f"{self.epsilon!r}")
+
+    def _prepare(self, X, y, sample_weight, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
+                             dtype=[np.float64, np.float32], order="C", y_numeric=True,
+                             reset=reset)
+        y = np.ascontiguousarray(column_or_1d(y, warn=True), dtype=X.dtype)
+        if sample_weight is not None:  # None stays None: the loop then reads no weights
+            sample_weight = np.ascontiguousarray(_check_sample_weight(sample_weight, X,
+                                                                      dtype=X.dtype))
+        return X, y, sample_weight
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit by gradient descent for up to max_iter epochs (one compiled call)."""
+        self._check_params()
+        X, y, sw = self._prepare(X, y, sample_weight, reset=True)
+        n, d = X.shape
+        if self.warm_start and hasattr(self, "coef_") and self.coef_.shape == (d,):
+            states = self._new_states(1, 1, d, X.dtype, self.coef_.reshape(1, -1),
+                                      self.intercept_)
+        else:
+            states = self._new_states(1, 1, d, X.dtype)
+        train_rows, val_rows = self._split(y, sw, n, self.early_stopping)
+        rng = check_random_state(self.random_state)
+        states, reports = self._run_loops(
+            X, [y], sw, _REGRESSION_LOSSES[self.loss], 1, states, train_rows, val_rows,
+            self.max_iter, self.tol, rng)
+        coef, intercept = self._store(states, reports, 1, d, X.dtype)
+        self.coef_ = coef.ravel()
+        self.intercept_ = intercept
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing the previous state (t, averaging, optimizer)."""
+        self._check_params()
+        first = not hasattr(self, "_loop_states")
+        X, y, sw = self._prepare(X, y, sample_weight, reset=first)
+        n, d = X.shape
+        states = self._new_states(1, 1, d, X.dtype) if first else self._loop_states
+        states = [self._cast_state(s, X.dtype) for s in states]
+        rng = check_random_state(self.random_state)
+        states, reports = self._run_loops(
+            X, [y], sw, _REGRESSION_LOSSES[self.loss], 1, states,
+            np.arange(n, dtype=np.int64), None, 1, None, rng)
+        coef, intercept = self._store(states, reports, 1, d, X.dtype)
+        self.coef_ = coef.ravel()
+        self.intercept_ = intercept
+        return self
+
+    @staticmethod
+    def _cast_state(state, dtype):
+        return {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
+                for k, v in state.items()}
+
+    def predict(self, X):
+        """X @ coef_ + intercept_."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=False)
+        out = X @ self.coef_.astype(X.dtype, copy=False) + self.intercept_[0]
+        return np.asarray(out).ravel()
+
+
+class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
+    __doc__ = """Logistic regression by (stochastic) gradient descent.
+
+    Binary problems train one weight vector on the log loss. Multiclass problems train a true
+    multinomial (softmax cross-entropy) model by default, or one binary model per class with
+    ``multi_class='ovr'`` (one compiled call per class).
+
+    loss : {'log_loss'}, default='log_loss'
+    multi_class : {'multinomial', 'ovr'}, default='multinomial'
+    class_weight : dict, 'balanced' or None
+        Multiplies each sample's weight by its class's weight.
+""" + _COMMON_DOC
+
+    _is_classifier = True
+
+    def __init__(self, loss="log_loss", *, penalty="l2", alpha=1e-4, l1_ratio=0.15,
+                 fit_intercept=True, optimizer="sgd", learning_rate="optimal", eta0=0.01,
+                 power_t=0.5, batch_size=1, max_iter=1000, tol=1e-3, n_iter_no_change=5,
+                 early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
+                 average=False, clip_grad_norm=None, class_weight=None,
+                 multi_class="multinomial", warm_start=False, verbose=0, device="cpu"):
+        self.loss = loss
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.average = average
+        self.clip_grad_norm = clip_grad_norm
+        self.class_weight = class_weight
+        self.multi_class = multi_class
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+
+    def _check_params(self):
+        super()._check_params()
+        if self.multi_class not in ("multinomial", "ovr"):
+            raise ValueError(f"SGDLogistic: multi_class must be 'multinomial' or 'ovr', got "
+                             f"{self.multi_class!r}")
+        cw = self.class_weight
+        if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
+            raise ValueError(f"SGDLogistic: class_weight must be None, 'balanced' or a dict, "
+                             f"got {cw!r}")
+
+    def _prepare(self, X, y, sample_weight, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
+                             dtype=[np.float64, np.float32], order="C", reset=reset)
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        return X, y, sample_weight
+
+    def _weights_with_classes(self, y, sample_weight, dtype):
+        # compute_class_weight also checks that y holds no label outside classes_
+        class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        y_idx = np.searchsorted(self.classes_, y)
+        if self.class_weight is None:
+            return y_idx, sample_weight
+        sw = class_weight[y_idx].astype(dtype)
+        if sample_weight is not None:
+            sw *= sample_weight
+        return y_idx, np.ascontiguousarray(sw)
+
+    def _layout(self):
+        """(number of loop calls, outputs per call, loss code) for the classes."""
+        n_classes = len(self.classes_)
+        if n_classes == 2:
+            return 1, 1, Loss.LOG
+        if self.multi_class == "ovr":
+            return n_classes, 1, Loss.LOG
+        return 1, n_classes, Loss.SOFTMAX
+
+    def _targets(self, y_idx, dtype):
+        n_loops, n_outputs, loss_code = self._layout()
+        if loss_code == Loss.SOFTMAX:
+            return [np.ascontiguousarray(y_idx, dtype=dtype)]
+        if n_loops == 1:
+            return [np.where(y_idx == 1, 1.0, -1.0).astype(dtype)]
+        return [np.where(y_idx == k, 1.0, -1.0).astype(dtype) for k in range(n_loops)]
+
+    def _fit_with(self, X, y_idx, sw, states, train_rows, val_rows, max_iter, tol, rng):
+        n_loops, n_outputs, loss_code = self._layout()
+        labels = list(self.classes_) if n_loops > 1 else None
+        states, reports = self._run_loops(X, self._targets(y_idx, X.dtype), sw, loss_code,
+                                          n_outputs, states, train_rows, val_rows, max_iter,
+                                          tol, rng, labels=labels)
+        coef, intercept = self._store(states, reports, n_outputs, X.shape[1], X.dtype)
+        self.coef_ = coef
+        self.intercept_ = intercept
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit by gradient descent for up to max_iter epochs (one compiled call, or one per
+        class for one-vs-rest)."""
+        self._check_params()
+        X, y, sw = self._prepare(X, y, sample_weight, reset=True)
+        classes = np.unique(y)
+        if classes.shape[0] < 2:
+            raise ValueError(f"SGDLogistic needs samples of at least 2 classes in the data, got "
+                             f"{classes.shape[0]} class")
+        old_classes = getattr(self, "classes_", None)
+        self.classes_ = classes
+        y_idx, sw = self._weights_with_classes(y, sw, X.dtype)
+        n, d = X.shape
+        n_loops, n_outputs, _ = self._layout()
+        warm = (self.warm_start and hasattr(self, "coef_") and old_classes is not None
+                and np.array_equal(old_classes, classes)
+                and self.coef_.shape == (n_loops * n_outputs, d))
+        if warm:
+            states = self._new_states(n_loops, n_outputs, d, X.dtype, self.coef_,
+                                      self.intercept_)
+        else:
+            states = self._new_states(n_loops, n_outputs, d, X.dtype)
+        train_rows, val_rows = self._split(y_idx, sw, n, self.early_stopping)
+        rng = check_random_state(self.random_state)
+        try:
+            self._fit_with(X, y_idx, sw, states, train_rows, val_rows, self.max_iter,
+                           self.tol, rng)
+        except ValueError:
+            if old_classes is None:
+                del self.classes_
+            else:
+                self.classes_ = old_classes
+            raise
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y), continuing the previous state. `classes` (all labels) is
+        required on the first call."""
+        self._check_params()
+        first = _check_partial_fit_first_call(self, classes)
+        X, y, sw = self._prepare(X, y, sample_weight, reset=first)
+        if len(self.classes_) < 2:
+            raise ValueError("SGDLogistic needs at least 2 classes in `classes`")
+        y_idx, sw = self._weights_with_classes(y, sw, X.dtype)
+        n, d = X.shape
+        n_loops, n_outputs, _ = self._layout()
+        if first or not hasattr(self, "_loop_states"):
+            states = self._new_states(n_loops, n_outputs, d, X.dtype)
+        else:
+            states = [SGDLinearRegression._cast_state(s, X.dtype) for s in self._loop_states]
+        rng = check_random_state(self.random_state)
+        self._fit_with(X, y_idx, sw, states, np.arange(n, dtype=np.int64), None, 1, None, rng)
+        return self
+
+    def decision_function(self, X):
+        """X @ coef_.T + intercept_: shape (n,) for two classes, else (n, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=False)
+        scores = np.asarray(X @ self.coef_.T.astype(X.dtype, copy=False)) + self.intercept_
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X):
+        """Class probabilities: sigmoid (binary), softmax (multinomial), or normalised
+        one-vs-rest sigmoids."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:  # expit(-s), not 1 - expit(s): keeps tiny probabilities > 0
+            return np.column_stack([expit(-scores), expit(scores)])
+        if self._layout()[2] == Loss.SOFTMAX:
+            return softmax(scores, axis=1)
+        p = expit(scores)
+        total = p.sum(axis=1, keepdims=True)
+        uniform = total[:, 0] == 0
+        p[uniform] = 1.0
+        total[uniform] = p.shape[1]
+        return p / total
+
+    def predict_log_proba(self, X):
+        """Logarithm of predict_proba, computed stably where the model allows it."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return np.column_stack([log_expit(-scores), log_expit(scores)])
+        if self._layout()[2] == Loss.SOFTMAX:
+            return log_softmax(scores, axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
