@@ -28,6 +28,10 @@ from gdsolve.linear_model import SGDLinearRegression, SGDLogistic  # noqa: E402
 
 __all__ += ["SGDLinearRegression", "SGDLogistic"]
 
+from gdsolve.neural_network import SGDMLPClassifier, SGDMLPRegressor  # noqa: E402
+
+__all__ += ["SGDMLPClassifier", "SGDMLPRegressor"]
+
 # Learning-rate range test (gdsolve.lr_finder), usable with every estimator.
 from gdsolve.lr_finder import lr_find  # noqa: E402
 

@@ -1,0 +1,926 @@
+// gdsolve/mlp_loop.h - the compiled training loop of the small dense MLPs (host only): one call
+// runs a whole fit (shuffling, batching, forward, loss, backward, clipping, optimizer update,
+// schedule, early stopping). Called by gdsolve/_mlp_loop.pyx through the per-dtype entry points at
+// the bottom (mlp_fit_*, mlp_loss_grad_*, mlp_predict_*); matrix products go through the BLAS gemm
+// the binding passes in (scipy.linalg.cython_blas), on buffers allocated once per call.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "activations.h"
+#include "clip.h"
+#include "codes.h"
+#include "config.h"
+#include "loop_common.h"
+#include "losses.h"
+#include "optimizers.h"
+#include "schedules.h"
+
+namespace gds {
+
+// Fortran BLAS ?gemm as scipy.linalg.cython_blas exports it (column-major, arguments by pointer).
+template <class T>
+using GemmFn = void (*)(char*, char*, int*, int*, int*, T*, T*, int*, T*, int*, T*, T*, int*);
+
+// Row-major C (m x n) = alpha op(A) op(B) + beta C. Column-major BLAS sees each row-major matrix
+// transposed, so it computes C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
+template <class T>
+inline void gemm_row_major(GemmFn<T> gemm, bool trans_a, bool trans_b, gds_int64 m, gds_int64 n,
+                           gds_int64 k, T alpha, const T* a, gds_int64 lda, const T* b,
+                           gds_int64 ldb, T beta, T* c, gds_int64 ldc) {
+    char ta = trans_a ? 'T' : 'N';
+    char tb = trans_b ? 'T' : 'N';
+    int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+    int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+    gemm(&tb, &ta, &ni, &mi, &ki, &alpha, const_cast<T*>(b), &lb, const_cast<T*>(a), &la, &beta, c,
+         &lc);
+}
+
+// Architecture. Layer l (0-based) maps units[l] inputs to units[l + 1] outputs. The output layer's
+// activation follows from the loss: identity for SQUARED, logistic per output for LOG (binary and
+// multilabel), softmax for SOFTMAX.
+struct MlpShape {
+    int n_layers;            // weight layers = hidden layers + 1
+    const gds_int64* units;  // n_layers + 1 entries: n_features, hidden sizes..., n_outputs
+    int activation;          // gds::Activation of the hidden layers
+    int loss;                // gds::Loss: SQUARED, LOG or SOFTMAX
+};
+
+// Where each parameter lives in the one flat buffer: every layer's coefficient matrix
+// (units[l] x units[l+1], row-major) first, then every layer's intercepts. The L2 penalty covers
+// exactly the prefix [0, n_coef); the optimizer and the clipping see one contiguous vector.
+struct MlpLayout {
+    int n_layers = 0;
+    std::vector<gds_int64> units, coef_offset, bias_offset;
+    gds_int64 n_coef = 0, n_params = 0;
+
+    explicit MlpLayout(const MlpShape& s)
+        : n_layers(s.n_layers), units(s.units, s.units + s.n_layers + 1) {
+        coef_offset.resize(n_layers);
+        bias_offset.resize(n_layers);
+        gds_int64 off = 0;
+        for (int l = 0; l < n_layers; ++l) {
+            coef_offset[l] = off;
+            off += units[l] * units[l + 1];
+        }
+        n_coef = off;
+        for (int l = 0; l < n_layers; ++l) {
+            bias_offset[l] = off;
+            off += units[l + 1];
+        }
+        n_params = off;
+    }
+    gds_int64 n_features() const { return units[0]; }
+    gds_int64 n_outputs() const { return units[n_layers]; }
+};
+
+// A data set: dense rows or CSR, with regression/multilabel targets Y (n_rows x n_outputs) or class
+// indices (softmax).
+template <class T> struct MlpData {
+    gds_int64 n_rows;
+    const T* X;                // dense, row-major n_rows x n_features; null for CSR
+    const gds_int64* indptr;   // CSR (used when X is null)
+    const gds_int64* indices;
+    const T* values;
+    const T* Y;                // targets for SQUARED and LOG
+    const int* labels;         // class index per row for SOFTMAX
+};
+
+// Per-call buffers, sized once for `capacity` rows: no allocation inside the epoch loop.
+template <class T> struct MlpWorkspace {
+    gds_int64 capacity;
+    std::vector<T> input;                // gathered dense rows of a shuffled batch
+    std::vector<std::vector<T>> act;     // act[l]: layer l's output (l = 1..n_layers); logits last
+    std::vector<std::vector<T>> delta;   // delta[l]: d loss / d pre-activation of hidden layer l
+    std::vector<T> row_scratch;          // one value per row (softmax: the label's shifted logit)
+    const T* a0 = nullptr;               // the batch's dense input rows (into X or `input`)
+
+    MlpWorkspace(const MlpLayout& lay, gds_int64 cap, bool dense) : capacity(cap) {
+        if (dense) input.resize(static_cast<std::size_t>(cap * lay.n_features()));
+        row_scratch.resize(static_cast<std::size_t>(cap));
+        act.resize(lay.n_layers + 1);
+        delta.resize(lay.n_layers + 1);
+        for (int l = 1; l <= lay.n_layers; ++l) {
+            act[l].resize(static_cast<std::size_t>(cap * lay.units[l]));
+            if (l < lay.n_layers) delta[l].resize(static_cast<std::size_t>(cap * lay.units[l]));
+        }
+    }
+};
+
+// ---- Elementwise kernels (the activation code is a template argument: branch-free loops) --------
+
+template <class T, int ACT> inline void activate_n(T* z, gds_int64 n) {
+    for (gds_int64 i = 0; i < n; ++i) z[i] = activation_value<T>(ACT, z[i]);
+}
+
+template <class T> inline void activate(int code, T* z, gds_int64 n) {
+    switch (static_cast<Activation>(code)) {
+        case Activation::IDENTITY: return;
+        case Activation::RELU: activate_n<T, static_cast<int>(Activation::RELU)>(z, n); return;
+        case Activation::TANH: activate_n<T, static_cast<int>(Activation::TANH)>(z, n); return;
+        case Activation::LOGISTIC:
+            activate_n<T, static_cast<int>(Activation::LOGISTIC)>(z, n);
+            return;
+    }
+}
+
+// z = f(z + bias) row by row (nb rows of width n): the intercepts join the activation pass
+// instead of costing a pass of their own.
+template <class T, int ACT>
+inline void add_bias_activate_n(T* z, const T* bias, gds_int64 nb, gds_int64 n) {
+    for (gds_int64 b = 0; b < nb; ++b) {
+        T* row = z + b * n;
+        for (gds_int64 j = 0; j < n; ++j) row[j] = activation_value<T>(ACT, row[j] + bias[j]);
+    }
+}
+
+template <class T>
+inline void add_bias_activate(int code, T* z, const T* bias, gds_int64 nb, gds_int64 n) {
+    switch (static_cast<Activation>(code)) {
+        case Activation::IDENTITY:
+            add_bias_activate_n<T, static_cast<int>(Activation::IDENTITY)>(z, bias, nb, n);
+            return;
+        case Activation::RELU:
+            add_bias_activate_n<T, static_cast<int>(Activation::RELU)>(z, bias, nb, n);
+            return;
+        case Activation::TANH:
+            add_bias_activate_n<T, static_cast<int>(Activation::TANH)>(z, bias, nb, n);
+            return;
+        case Activation::LOGISTIC:
+            add_bias_activate_n<T, static_cast<int>(Activation::LOGISTIC)>(z, bias, nb, n);
+            return;
+    }
+}
+
+// d *= f'(z) for a block of nb rows of width n, with f'(z) written through a = f(z); `colsum`
+// receives the column sums of the result (the intercept gradient of the layer), in the same pass.
+template <class T, int ACT>
+inline void times_derivative_colsum_n(T* __restrict d, const T* __restrict a, gds_int64 nb,
+                                      gds_int64 n, T* __restrict colsum) {
+    for (gds_int64 j = 0; j < n; ++j) colsum[j] = T(0);
+    for (gds_int64 b = 0; b < nb; ++b) {
+        T* __restrict drow = d + b * n;
+        const T* __restrict arow = a + b * n;
+#pragma omp simd
+        for (gds_int64 j = 0; j < n; ++j) {
+            T v;
+            if constexpr (ACT == static_cast<int>(Activation::RELU)) {
+                // relu's 0/1 written out here: through the inlined switch of
+                // activation_derivative_from_output gcc 12 leaves a branch and does not vectorize
+                const T mask = arow[j] > T(0) ? T(1) : T(0);
+                v = drow[j] * mask;
+            } else {
+                v = drow[j] * activation_derivative_from_output<T>(ACT, arow[j]);
+            }
+            drow[j] = v;
+            colsum[j] += v;
+        }
+    }
+}
+
+template <class T>
+inline void times_derivative_colsum(int code, T* d, const T* a, gds_int64 nb, gds_int64 n,
+                                    T* colsum) {
+    switch (static_cast<Activation>(code)) {
+#define GDS_MLP_DERIVATIVE_CASE(name, value)                                        \
+    case Activation::name:                                                          \
+        times_derivative_colsum_n<T, value>(d, a, nb, n, colsum);                   \
+        return;
+        GDS_ACTIVATION_CODES(GDS_MLP_DERIVATIVE_CASE)
+#undef GDS_MLP_DERIVATIVE_CASE
+    }
+}
+
+// log(1 + exp(z)) without overflow.
+template <class T> inline T softplus(T z) { return log1pexp_neg(-z); }
+
+// exp(x) for x <= 0 without a libm call, so that loops over it vectorize (the batch softmax):
+// 2^k * P(r) with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), P the Taylor
+// polynomial of exp on |r| <= ln(2)/2 to degree 13 (double) / 7 (float), truncation error below
+// half an ulp (measured: at most 1 ulp overall). Rounding and 2^k use the "shifter" 1.5 * 2^52
+// (2^23 in float): adding it rounds to an integer that lands in the low mantissa bits, from where
+// it moves to the exponent field (floor() would not vectorize without -fno-trapping-math).
+// Below the smallest normal number it returns 0. The clamp is arithmetic, not `?:`: gcc 12 does not
+// if-convert a conditional inside an inlined function and then leaves the loop scalar.
+inline double exp_nonpositive(double x) {
+    const double underflow = static_cast<double>(x < -708.0);
+    x += (-708.0 - x) * underflow;
+    const double shifter = 6755399441055744.0;  // 2^52 + 2^51
+    const double kd = x * 1.4426950408889634 + shifter;
+    const double k = kd - shifter;
+    const double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;  // 1/13!
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    std::int64_t kbits, sbits;
+    std::memcpy(&kbits, &kd, sizeof kbits);
+    std::memcpy(&sbits, &shifter, sizeof sbits);
+    const std::int64_t ebits = (kbits - sbits + 1023) << 52;  // k in [-1022, 0] -> 2^k
+    double scale;
+    std::memcpy(&scale, &ebits, sizeof scale);
+    return p * scale * (1.0 - underflow);
+}
+
+inline float exp_nonpositive(float x) {
+    const float underflow = static_cast<float>(x < -87.0f);
+    x += (-87.0f - x) * underflow;
+    const float shifter = 12582912.0f;  // 2^23 + 2^22
+    const float kf = x * 1.44269504f + shifter;
+    const float k = kf - shifter;
+    const float r = (x - k * 0.693359375f) - k * -2.12194440e-4f;
+    float p = 1.0f / 5040.0f;  // 1/7!
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    std::int32_t kbits, sbits;
+    std::memcpy(&kbits, &kf, sizeof kbits);
+    std::memcpy(&sbits, &shifter, sizeof sbits);
+    const std::int32_t ebits = (kbits - sbits + 127) << 23;  // k in [-126, 0] -> 2^k
+    float scale;
+    std::memcpy(&scale, &ebits, sizeof scale);
+    return p * scale * (1.0f - underflow);
+}
+
+// Softmax cross-entropy of a whole batch of logits z (nb x k) against `labels`: returns the summed
+// loss and leaves scale * (softmax(z) - onehot) in z. The same result as softmax_cross_entropy
+// (losses.h) row by row, arranged as flat passes so that the exponentials vectorize.
+template <class T>
+inline double softmax_cross_entropy_batch(T* z, gds_int64 nb, gds_int64 k, const int* labels,
+                                          T scale, T* shifted_label) {
+    for (gds_int64 b = 0; b < nb; ++b) {
+        T* zb = z + b * k;
+        T zmax = zb[0];
+        for (gds_int64 j = 1; j < k; ++j) zmax = zb[j] > zmax ? zb[j] : zmax;
+        for (gds_int64 j = 0; j < k; ++j) zb[j] -= zmax;
+        shifted_label[b] = zb[labels[b]];
+    }
+    const gds_int64 n = nb * k;
+#pragma omp simd
+    for (gds_int64 i = 0; i < n; ++i) z[i] = exp_nonpositive(z[i]);
+    double total = 0.0;
+    for (gds_int64 b = 0; b < nb; ++b) {
+        T* zb = z + b * k;
+        T sum = T(0);
+        for (gds_int64 j = 0; j < k; ++j) sum += zb[j];
+        // loss = log-sum-exp(z) - z_label = log(sum) - (z_label - zmax)
+        total += static_cast<double>(log(sum) - shifted_label[b]);
+        const T f = scale / sum;
+        for (gds_int64 j = 0; j < k; ++j) zb[j] *= f;
+        zb[labels[b]] -= scale;
+    }
+    return total;
+}
+
+// ---- Optimizer pass over the flat parameter vector ----------------------------------------------
+
+// One update of every parameter; returns ||W||^2 over the first n_penalized entries (the
+// coefficient matrices) taken before the update. Those entries also get the L2 gradient
+// `penalty * w` added on the fly, which saves the separate pass over w and g (pass penalty = 0
+// when the gradient already holds it). The rule's code becomes a compile-time constant (so the
+// switch in optimizer_update folds away), and the usual case without coupled/decoupled weight
+// decay or AMSGrad gets its own loops where those branches are constants too: they vectorize.
+template <class T, int CODE>
+inline double update_flat_code(OptimizerConfig c, OptimizerStep st, T* __restrict w,
+                               const T* __restrict g, T* __restrict s0, T* __restrict s1,
+                               T* __restrict s2, gds_int64 n, gds_int64 n_penalized, T penalty) {
+    c.code = CODE;
+    // ||W||^2 in its own short pass: a reduction inside the update loop keeps gcc 12 from
+    // vectorizing that loop once everything is inlined into the fit
+    double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
+    for (gds_int64 i = 0; i < n_penalized; ++i)
+        sq += static_cast<double>(w[i]) * static_cast<double>(w[i]);
+    if (st.l2 == 0.0 && st.decay_factor == 1.0 && !c.amsgrad) {
+        st.l2 = 0.0;
+        st.decay_factor = 1.0;
+        c.amsgrad = 0;
+#pragma omp simd
+        for (gds_int64 i = 0; i < n_penalized; ++i)
+            optimizer_update<T>(c, st, w[i], g[i] + penalty * w[i], s0[i], s1[i], s2[i]);
+#pragma omp simd
+        for (gds_int64 i = n_penalized; i < n; ++i)
+            optimizer_update<T>(c, st, w[i], g[i], s0[i], s1[i], s2[i]);
+    } else {
+        for (gds_int64 i = 0; i < n_penalized; ++i)
+            optimizer_update<T>(c, st, w[i], g[i] + penalty * w[i], s0[i], s1[i], s2[i]);
+        for (gds_int64 i = n_penalized; i < n; ++i)
+            optimizer_update<T>(c, st, w[i], g[i], s0[i], s1[i], s2[i]);
+    }
+    return sq;
+}
+
+template <class T>
+inline double update_flat(const OptimizerConfig& c, const OptimizerStep& st, T* w, const T* g,
+                          T* s0, T* s1, T* s2, gds_int64 n, gds_int64 n_penalized, T penalty) {
+    switch (static_cast<Optimizer>(c.code)) {
+#define GDS_MLP_UPDATE_CASE(name, value)                                                   \
+    case Optimizer::name:                                                                  \
+        return update_flat_code<T, value>(c, st, w, g, s0, s1, s2, n, n_penalized, penalty);
+        GDS_OPTIMIZER_CODES(GDS_MLP_UPDATE_CASE)
+#undef GDS_MLP_UPDATE_CASE
+    }
+    return 0.0;
+}
+
+// ---- Forward / loss / backward on one batch -----------------------------------------------------
+
+// A batch is `count` rows: rows[0..count) of the data set when `rows` is given (shuffled order),
+// else the contiguous block starting at `first`.
+struct MlpBatch {
+    const gds_int64* rows;
+    gds_int64 first;
+    gds_int64 count;
+    gds_int64 row(gds_int64 b) const { return rows ? rows[b] : first + b; }
+};
+
+// Hidden activations into ws.act[1..L-1]; the output layer's pre-activation (logits) into
+// ws.act[L]. Every dense layer is one gemm followed by one pass adding the intercepts and applying
+// the activation; a sparse first layer starts from the intercepts and adds the stored entries.
+template <class T>
+inline void mlp_forward_batch(const MlpLayout& lay, int activation, GemmFn<T> gemm, const T* params,
+                              const MlpData<T>& d, const MlpBatch& batch, MlpWorkspace<T>& ws) {
+    const gds_int64 nb = batch.count;
+    const gds_int64 n_features = lay.n_features();
+    const bool dense = d.X != nullptr;
+    if (dense) {
+        if (batch.rows) {
+            T* dst = ws.input.data();
+            for (gds_int64 b = 0; b < nb; ++b)
+                std::memcpy(dst + b * n_features, d.X + batch.rows[b] * n_features,
+                            sizeof(T) * static_cast<std::size_t>(n_features));
+            ws.a0 = dst;
+        } else {
+            ws.a0 = d.X + batch.first * n_features;
+        }
+    } else {
+        ws.a0 = nullptr;
+    }
+    const T* in = ws.a0;
+    for (int l = 0; l < lay.n_layers; ++l) {
+        const gds_int64 n_in = lay.units[l], n_out = lay.units[l + 1];
+        const T* W = params + lay.coef_offset[l];
+        const T* bias = params + lay.bias_offset[l];
+        T* out = ws.act[l + 1].data();
+        const int act = l + 1 < lay.n_layers ? activation : static_cast<int>(Activation::IDENTITY);
+        if (l == 0 && !dense) {
+            // sparse rows times W: add value * (row j of W) for each stored entry
+            for (gds_int64 b = 0; b < nb; ++b)
+                std::memcpy(out + b * n_out, bias, sizeof(T) * static_cast<std::size_t>(n_out));
+            for (gds_int64 b = 0; b < nb; ++b) {
+                const gds_int64 r = batch.row(b);
+                T* o = out + b * n_out;
+                for (gds_int64 p = d.indptr[r]; p < d.indptr[r + 1]; ++p) {
+                    const T v = d.values[p];
+                    const T* wrow = W + d.indices[p] * n_out;
+                    for (gds_int64 j = 0; j < n_out; ++j) o[j] += v * wrow[j];
+                }
+            }
+            activate<T>(act, out, nb * n_out);
+        } else {
+            gemm_row_major<T>(gemm, false, false, nb, n_out, n_in, T(1), in, n_in, W, n_out, T(0),
+                              out, n_out);
+            add_bias_activate<T>(act, out, bias, nb, n_out);
+        }
+        in = out;
+    }
+}
+
+// Sum over the batch of the per-sample loss at logits z (nb x k); z is replaced by
+// d loss / d z scaled by `scale` (1 / batch size: the objective is the batch mean). The batch's
+// targets are contiguous: `labels` (softmax) or `y` (nb x k), see mlp_batch_targets.
+template <class T>
+inline double mlp_output_loss_and_delta(int loss, T* z, gds_int64 nb, gds_int64 k,
+                                        const int* labels, const T* y, T scale,
+                                        MlpWorkspace<T>& ws) {
+    double total = 0.0;
+    if (loss == static_cast<int>(Loss::SOFTMAX))
+        return softmax_cross_entropy_batch<T>(z, nb, k, labels, scale, ws.row_scratch.data());
+    const gds_int64 n = nb * k;
+    if (loss == static_cast<int>(Loss::LOG)) {
+        // per output: softplus(z) - y z = -y log p - (1 - y) log(1 - p), gradient p - y
+        for (gds_int64 i = 0; i < n; ++i) {
+            const T zz = z[i];
+            total += static_cast<double>(softplus<T>(zz) - y[i] * zz);
+            z[i] = (logistic<T>(zz) - y[i]) * scale;
+        }
+    } else {  // SQUARED: 0.5 (z - y)^2 summed over outputs
+#pragma omp simd reduction(+ : total)
+        for (gds_int64 i = 0; i < n; ++i) {
+            const T r = z[i] - y[i];
+            total += 0.5 * static_cast<double>(r) * static_cast<double>(r);
+            z[i] = r * scale;
+        }
+    }
+    return total;
+}
+
+// The optimizer step applied layer by layer inside the backward pass: as soon as a layer's
+// gradient is complete (and its weights have been used to propagate the delta further down) its
+// coefficients and intercepts are updated, while that gradient and those weights are still in
+// cache. Same arithmetic as one pass after the backward pass; not usable with clipping, which needs
+// the whole gradient first.
+template <class T> struct MlpInlineUpdate {
+    const OptimizerConfig* opt;
+    const OptimizerStep* step;
+    T* params;
+    T* s0;
+    T* s1;
+    T* s2;
+    T penalty;        // L2 gradient factor alpha / batch size on the coefficients
+    double sq_coefs;  // out: ||W||^2 before the update, summed over the layers
+};
+
+// Gradient of the batch's mean loss w.r.t. every parameter into `grad` (no L2 part). Starts from
+// the output delta left in ws.act[L]; each hidden layer's delta gets the activation derivative
+// and its column sums (the intercept gradient) in one pass. With `update`, each layer is updated as
+// soon as its gradient is complete (see MlpInlineUpdate).
+template <class T>
+inline void mlp_backward_batch(const MlpLayout& lay, int activation, GemmFn<T> gemm,
+                               const T* params, const MlpData<T>& d, const MlpBatch& batch,
+                               MlpWorkspace<T>& ws, T* grad, MlpInlineUpdate<T>* update = nullptr) {
+    const gds_int64 nb = batch.count;
+    const T* D = ws.act[lay.n_layers].data();
+    {
+        const gds_int64 k = lay.n_outputs();
+        T* gb = grad + lay.bias_offset[lay.n_layers - 1];
+        for (gds_int64 j = 0; j < k; ++j) gb[j] = T(0);
+        for (gds_int64 b = 0; b < nb; ++b)
+            for (gds_int64 j = 0; j < k; ++j) gb[j] += D[b * k + j];
+    }
+    for (int l = lay.n_layers - 1; l >= 0; --l) {
+        const gds_int64 n_in = lay.units[l], n_out = lay.units[l + 1];
+        const T* W = params + lay.coef_offset[l];
+        T* gW = grad + lay.coef_offset[l];
+        // coefficients: A_l^T D
+        if (l == 0 && d.X == nullptr) {
+            std::memset(gW, 0, sizeof(T) * static_cast<std::size_t>(n_in * n_out));
+            for (gds_int64 b = 0; b < nb; ++b) {
+                const gds_int64 r = batch.row(b);
+                const T* row = D + b * n_out;
+                for (gds_int64 p = d.indptr[r]; p < d.indptr[r + 1]; ++p) {
+                    const T v = d.values[p];
+                    T* g = gW + d.indices[p] * n_out;
+                    for (gds_int64 j = 0; j < n_out; ++j) g[j] += v * row[j];
+                }
+            }
+        } else {
+            const T* A = l == 0 ? ws.a0 : ws.act[l].data();
+            gemm_row_major<T>(gemm, true, false, n_in, n_out, nb, T(1), A, n_in, D, n_out, T(0), gW,
+                              n_out);
+        }
+        // propagate to the hidden layer below: (D W_l^T) * f'(A_l), and its intercept gradient
+        if (l > 0) {
+            T* Dp = ws.delta[l].data();
+            gemm_row_major<T>(gemm, false, true, nb, n_in, n_out, T(1), D, n_out, W, n_out, T(0),
+                              Dp, n_in);
+            times_derivative_colsum<T>(activation, Dp, ws.act[l].data(), nb, n_in,
+                                       grad + lay.bias_offset[l - 1]);
+            D = Dp;
+        }
+        if (update) {  // layer l's gradient is final and W_l is no longer needed
+            const gds_int64 c0 = lay.coef_offset[l], b0 = lay.bias_offset[l];
+            MlpInlineUpdate<T>& u = *update;
+            u.sq_coefs += update_flat<T>(*u.opt, *u.step, u.params + c0, grad + c0, u.s0 + c0,
+                                         u.s1 + c0, u.s2 + c0, n_in * n_out, n_in * n_out,
+                                         u.penalty);
+            update_flat<T>(*u.opt, *u.step, u.params + b0, grad + b0, u.s0 + b0, u.s1 + b0,
+                           u.s2 + b0, n_out, 0, T(0));
+        }
+    }
+}
+
+// scikit-learn's MLP convention: the batch objective carries 0.5 alpha ||W||^2 / batch_size over
+// the coefficient matrices (not the intercepts). Adds its gradient and returns ||W||^2.
+template <class T>
+inline double mlp_add_penalty(const MlpLayout& lay, const T* params, T* grad, double alpha,
+                              gds_int64 batch_size) {
+    if (alpha == 0.0) return 0.0;
+    const T c = static_cast<T>(alpha / static_cast<double>(batch_size));
+    double sq = 0.0;
+    const gds_int64 n = lay.n_coef;
+#pragma omp simd reduction(+ : sq)
+    for (gds_int64 i = 0; i < n; ++i) {
+        const T w = params[i];
+        sq += static_cast<double>(w) * static_cast<double>(w);
+        grad[i] += c * w;
+    }
+    return sq;
+}
+
+// Forward pass and loss for one batch; returns the batch's mean loss (no L2 part) and leaves the
+// output delta in ws.act[L] for the backward pass. `labels` / `y`: the batch's targets,
+// contiguous (null when the loss does not use them).
+template <class T>
+inline double mlp_batch_loss(const MlpLayout& lay, const MlpShape& shape, GemmFn<T> gemm,
+                             const T* params, const MlpData<T>& d, const MlpBatch& batch,
+                             const int* labels, const T* y, MlpWorkspace<T>& ws) {
+    mlp_forward_batch<T>(lay, shape.activation, gemm, params, d, batch, ws);
+    const double inv = 1.0 / static_cast<double>(batch.count);
+    const double data_loss = mlp_output_loss_and_delta<T>(
+        shape.loss, ws.act[lay.n_layers].data(), batch.count, lay.n_outputs(), labels, y,
+        static_cast<T>(inv), ws);
+    return data_loss * inv;
+}
+
+// Prefetch the input rows of a shuffled batch (the next one, while this one is computed), so
+// that gathering it later finds them in cache instead of waiting on each row in turn.
+template <class T>
+inline void mlp_prefetch_rows(const MlpData<T>& d, const gds_int64* rows, gds_int64 count,
+                              gds_int64 n_features) {
+    if (!rows || !d.X) return;
+    const gds_int64 row_bytes = n_features * static_cast<gds_int64>(sizeof(T));
+    for (gds_int64 b = 0; b < count; ++b) {
+        const char* p = reinterpret_cast<const char*>(d.X + rows[b] * n_features);
+        for (gds_int64 off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off);
+    }
+}
+
+// Targets in the epoch's shuffled order, so that every batch reads its labels / target rows from
+// one contiguous block: one tight pass per epoch instead of scattered loads in every batch.
+template <class T>
+inline void mlp_shuffle_targets(const MlpData<T>& d, const std::vector<gds_int64>& order,
+                                gds_int64 k, std::vector<int>& labels, std::vector<T>& y) {
+    const gds_int64 n = static_cast<gds_int64>(order.size());
+    if (d.labels) {
+        for (gds_int64 i = 0; i < n; ++i) labels[i] = d.labels[order[i]];
+    } else if (d.Y) {
+        for (gds_int64 i = 0; i < n; ++i)
+            std::memcpy(y.data() + i * k, d.Y + order[i] * k,
+                        sizeof(T) * static_cast<std::size_t>(k));
+    }
+}
+
+// Output activation in place on logits (nb x k): probabilities for LOG / SOFTMAX.
+template <class T> inline void mlp_output_activation(int loss, T* z, gds_int64 nb, gds_int64 k) {
+    if (loss == static_cast<int>(Loss::SOFTMAX)) {
+        for (gds_int64 b = 0; b < nb; ++b) softmax_inplace<T>(z + b * k, static_cast<int>(k));
+    } else if (loss == static_cast<int>(Loss::LOG)) {
+        for (gds_int64 i = 0; i < nb * k; ++i) z[i] = logistic<T>(z[i]);
+    }
+}
+
+// ---- Validation score (early stopping): accuracy for classifiers, mean R^2 for regressors -------
+
+struct MlpValidationTargets {
+    std::vector<double> mean, ss_tot;  // per output (R^2 only)
+};
+
+template <class T>
+inline MlpValidationTargets mlp_validation_targets(const MlpShape& shape, const MlpData<T>& val,
+                                                   gds_int64 k) {
+    MlpValidationTargets t;
+    if (shape.loss != static_cast<int>(Loss::SQUARED) || val.n_rows == 0) return t;
+    t.mean.assign(k, 0.0);
+    t.ss_tot.assign(k, 0.0);
+    for (gds_int64 i = 0; i < val.n_rows; ++i)
+        for (gds_int64 j = 0; j < k; ++j) t.mean[j] += val.Y[i * k + j];
+    for (gds_int64 j = 0; j < k; ++j) t.mean[j] /= static_cast<double>(val.n_rows);
+    for (gds_int64 i = 0; i < val.n_rows; ++i)
+        for (gds_int64 j = 0; j < k; ++j) {
+            const double r = val.Y[i * k + j] - t.mean[j];
+            t.ss_tot[j] += r * r;
+        }
+    return t;
+}
+
+// The score scikit-learn's MLP uses for early stopping (estimator.score): NaN when a prediction is
+// not finite.
+template <class T>
+inline double mlp_validation_score(const MlpLayout& lay, const MlpShape& shape, GemmFn<T> gemm,
+                                   const T* params, const MlpData<T>& val,
+                                   const MlpValidationTargets& targets, MlpWorkspace<T>& ws) {
+    const gds_int64 k = lay.n_outputs();
+    const T* z_all = ws.act[lay.n_layers].data();
+    double correct = 0.0;
+    std::vector<double> ss_res(shape.loss == static_cast<int>(Loss::SQUARED) ? k : 0, 0.0);
+    for (gds_int64 start = 0; start < val.n_rows; start += ws.capacity) {
+        const gds_int64 nb = val.n_rows - start < ws.capacity ? val.n_rows - start : ws.capacity;
+        const MlpBatch batch{nullptr, start, nb};
+        mlp_forward_batch<T>(lay, shape.activation, gemm, params, val, batch, ws);
+        for (gds_int64 b = 0; b < nb; ++b) {
+            const T* z = z_all + b * k;
+            const gds_int64 r = start + b;
+            for (gds_int64 j = 0; j < k; ++j)
+                if (!isfinite(z[j])) return std::numeric_limits<double>::quiet_NaN();
+            if (shape.loss == static_cast<int>(Loss::SOFTMAX)) {
+                gds_int64 best = 0;  // first maximum, as np.argmax
+                for (gds_int64 j = 1; j < k; ++j)
+                    if (z[j] > z[best]) best = j;
+                correct += best == val.labels[r] ? 1.0 : 0.0;
+            } else if (shape.loss == static_cast<int>(Loss::LOG)) {
+                // p > 0.5 <=> z > 0; multilabel counts a row only when every label matches
+                bool all = true;
+                for (gds_int64 j = 0; j < k; ++j)
+                    all = all && ((z[j] > T(0)) == (val.Y[r * k + j] > T(0.5)));
+                correct += all ? 1.0 : 0.0;
+            } else {
+                for (gds_int64 j = 0; j < k; ++j) {
+                    const double e = static_cast<double>(z[j]) - val.Y[r * k + j];
+                    ss_res[j] += e * e;
+                }
+            }
+        }
+    }
+    if (shape.loss != static_cast<int>(Loss::SQUARED))
+        return correct / static_cast<double>(val.n_rows);
+    double r2 = 0.0;  // uniform average over outputs, constant targets as sklearn's force_finite
+    for (gds_int64 j = 0; j < k; ++j) {
+        if (targets.ss_tot[j] == 0.0) r2 += ss_res[j] == 0.0 ? 1.0 : 0.0;
+        else r2 += 1.0 - ss_res[j] / targets.ss_tot[j];
+    }
+    return r2 / static_cast<double>(k);
+}
+
+// ---- The fit ------------------------------------------------------------------------------------
+
+struct MlpFitConfig {
+    gds_int64 batch_size;     // rows per update (clipped to [1, n_rows])
+    int max_epochs;
+    double alpha;             // L2 strength, scikit-learn MLP convention
+    double tol;
+    int n_iter_no_change;
+    int check_stopping;       // 0 (partial_fit): never stop early, just run max_epochs
+    int shuffle;
+    std::uint64_t seed;       // shuffling RNG
+    int clip_code;            // gds::Clip applied to the flat gradient
+    double clip_limit;
+    int verbose;
+};
+
+// Carried between calls (warm_start, partial_fit); read and written by mlp_fit.
+struct MlpFitState {
+    gds_int64 optimizer_step;  // OptimizerScalars
+    double mu_product;
+    gds_int64 samples_seen;    // scikit-learn's t_
+    double lr_scale;           // adaptive (/5 on plateaus) and reduce-on-plateau factor
+    double best_objective;     // best training loss, or minus the best validation score (+inf)
+    int no_improvement;
+    double plateau_best;       // ReduceOnPlateauState
+    int plateau_bad_epochs;
+    int plateau_cooldown;
+    double plateau_lr;
+};
+
+// Hooks into Python: the interrupt check (Ctrl-C) and, when verbose, one call per epoch with the
+// epoch's training loss and validation score (NaN without early stopping). Either may be null.
+typedef void (*MlpEpochCallback)(void* context, int epoch, double loss, double score);
+
+struct MlpCallbacks {
+    InterruptCallback interrupt;
+    void* interrupt_context;
+    MlpEpochCallback epoch;
+    void* epoch_context;
+};
+
+struct MlpFitResult {
+    int status;      // gds::FitStatus
+    int epochs_run;  // completed epochs (entries written to loss_curve / val_scores)
+    int stop_epoch;  // 1-based epoch the fit stopped in
+};
+
+// Snapshot of everything an epoch changes, so a diverged or interrupted epoch can be undone.
+template <class T> struct MlpSnapshot {
+    std::vector<T> params, s0, s1, s2;
+    MlpFitState state;
+};
+
+template <class T>
+inline MlpFitResult mlp_fit(const MlpShape& shape, GemmFn<T> gemm, T* params, T* slot0, T* slot1,
+                            T* slot2, T* best_params, const MlpData<T>& train,
+                            const MlpData<T>& val, const OptimizerConfig& opt,
+                            const ScheduleConfig& sched, const ReduceOnPlateauConfig& plateau,
+                            const MlpFitConfig& cfg, MlpFitState& state, double* loss_curve,
+                            double* val_scores, const MlpCallbacks& callbacks) {
+    const MlpLayout lay(shape);
+    const gds_int64 n = train.n_rows;
+    const gds_int64 np = lay.n_params;
+    const gds_int64 k = lay.n_outputs();
+    gds_int64 bs = cfg.batch_size < 1 ? 1 : cfg.batch_size;
+    if (bs > n) bs = n;
+    const bool early = val.n_rows > 0;
+    MlpWorkspace<T> ws(lay, bs, train.X != nullptr);
+    std::vector<T> grad(static_cast<std::size_t>(np));
+    std::vector<gds_int64> order(static_cast<std::size_t>(n));
+    for (gds_int64 i = 0; i < n; ++i) order[i] = i;
+    std::vector<int> epoch_labels(cfg.shuffle && train.labels ? static_cast<std::size_t>(n) : 0);
+    std::vector<T> epoch_y(cfg.shuffle && train.Y ? static_cast<std::size_t>(n * k) : 0);
+    Rng rng(cfg.seed);
+    InterruptChecker checker;
+    checker.callback = callbacks.interrupt;
+    checker.context = callbacks.interrupt_context;
+    const MlpValidationTargets targets = mlp_validation_targets<T>(shape, val, k);
+    const bool adaptive = sched.code == static_cast<int>(Schedule::ADAPTIVE);
+    const bool on_plateau = sched.code == static_cast<int>(Schedule::REDUCE_ON_PLATEAU);
+    MlpSnapshot<T> snap;
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(np);
+    const int n_slots = optimizer_state_slots(opt);  // slots the rule reads; the rest stay 0
+    auto take_snapshot = [&]() {
+        snap.params.assign(params, params + np);
+        if (n_slots > 0) snap.s0.assign(slot0, slot0 + np);
+        if (n_slots > 1) snap.s1.assign(slot1, slot1 + np);
+        if (n_slots > 2) snap.s2.assign(slot2, slot2 + np);
+        snap.state = state;
+    };
+    auto restore_snapshot = [&]() {
+        std::memcpy(params, snap.params.data(), bytes);
+        if (n_slots > 0) std::memcpy(slot0, snap.s0.data(), bytes);
+        if (n_slots > 1) std::memcpy(slot1, snap.s1.data(), bytes);
+        if (n_slots > 2) std::memcpy(slot2, snap.s2.data(), bytes);
+        state = snap.state;
+    };
+    OptimizerScalars scalars{state.optimizer_step, state.mu_product};
+    MlpFitResult result{static_cast<int>(FitStatus::MAX_ITER), 0, 0};
+
+    for (int epoch = 0; epoch < cfg.max_epochs; ++epoch) {
+        result.stop_epoch = epoch + 1;
+        take_snapshot();
+        if (cfg.shuffle) {
+            shuffle_in_place(order, rng);
+            mlp_shuffle_targets<T>(train, order, k, epoch_labels, epoch_y);
+        }
+        const int* labels = cfg.shuffle ? epoch_labels.data() : train.labels;
+        const T* ys = cfg.shuffle ? epoch_y.data() : train.Y;
+        // scikit-learn's MLP updates invscaling once per epoch from the samples seen so far
+        const double t = static_cast<double>(state.samples_seen) + 1.0;
+        double epoch_sum = 0.0;
+        bool bad = false, stop = false;
+        for (gds_int64 start = 0; start < n; start += bs) {
+            const gds_int64 nb = n - start < bs ? n - start : bs;
+            const MlpBatch batch{cfg.shuffle ? order.data() + start : nullptr, start, nb};
+            if (cfg.shuffle && start + bs < n) {
+                const gds_int64 next = n - start - bs < bs ? n - start - bs : bs;
+                mlp_prefetch_rows<T>(train, order.data() + start + bs, next, lay.n_features());
+            }
+            const double data_loss = mlp_batch_loss<T>(
+                lay, shape, gemm, params, train, batch, labels ? labels + start : nullptr,
+                ys ? ys + start * k : nullptr, ws);
+            if (!isfinite(data_loss)) {
+                bad = true;
+                break;
+            }
+            const double step = static_cast<double>(scalars.step);
+            const double lr = schedule_lr(sched, step, t) * state.lr_scale;
+            const double momentum = schedule_momentum(sched, step);
+            // the L2 term 0.5 alpha ||W||^2 / nb: its gradient joins the update pass, unless
+            // clipping needs the whole gradient (penalty included) before any update
+            const T penalty = static_cast<T>(cfg.alpha / static_cast<double>(nb));
+            double sq;
+            if (cfg.clip_code != static_cast<int>(Clip::NONE)) {
+                mlp_backward_batch<T>(lay, shape.activation, gemm, params, train, batch, ws,
+                                      grad.data());
+                sq = mlp_add_penalty<T>(lay, params, grad.data(), cfg.alpha, nb);
+                clip_gradient<T>(cfg.clip_code, cfg.clip_limit, grad.data(), np);
+                const OptimizerStep st = optimizer_begin_step(opt, scalars, lr, momentum);
+                update_flat<T>(opt, st, params, grad.data(), slot0, slot1, slot2, np, 0, T(0));
+            } else {
+                const OptimizerStep st = optimizer_begin_step(opt, scalars, lr, momentum);
+                MlpInlineUpdate<T> update{&opt, &st, params, slot0, slot1, slot2, penalty, 0.0};
+                mlp_backward_batch<T>(lay, shape.activation, gemm, params, train, batch, ws,
+                                      grad.data(), &update);
+                sq = update.sq_coefs;
+            }
+            const double obj = data_loss + 0.5 * cfg.alpha * sq / static_cast<double>(nb);
+            if (!isfinite(obj)) {
+                bad = true;
+                break;
+            }
+            epoch_sum += obj * static_cast<double>(nb);
+            if (checker.should_stop(4096)) {
+                stop = true;
+                break;
+            }
+        }
+        if (!bad && !stop) {
+            for (gds_int64 i = 0; i < np; ++i)
+                if (!isfinite(params[i])) {
+                    bad = true;
+                    break;
+                }
+        }
+        if (bad || stop) {
+            restore_snapshot();
+            result.status = static_cast<int>(bad ? FitStatus::DIVERGED : FitStatus::INTERRUPTED);
+            break;
+        }
+        state.optimizer_step = scalars.step;
+        state.mu_product = scalars.mu_product;
+        state.samples_seen += n;
+        const double epoch_loss = epoch_sum / static_cast<double>(n);
+        loss_curve[epoch] = epoch_loss;
+        result.epochs_run = epoch + 1;
+        // stopping rule as scikit-learn's MLP: count epochs without improvement by tol; more than
+        // n_iter_no_change in a row stops (or, for adaptive, divides the rate by 5)
+        double value = epoch_loss;
+        if (early) {
+            value = mlp_validation_score<T>(lay, shape, gemm, params, val, targets, ws);
+            val_scores[epoch] = value;
+            if (-value < state.best_objective) std::memcpy(best_params, params, bytes);
+        }
+        if (cfg.verbose && callbacks.epoch)
+            callbacks.epoch(callbacks.epoch_context, epoch + 1, epoch_loss,
+                            early ? value : std::numeric_limits<double>::quiet_NaN());
+        if (on_plateau) {
+            ReduceOnPlateauState ps{state.plateau_best, state.plateau_bad_epochs,
+                                    state.plateau_cooldown, state.plateau_lr};
+            reduce_on_plateau_step(plateau, ps, early ? -value : value);
+            state.plateau_best = ps.best;
+            state.plateau_bad_epochs = ps.num_bad_epochs;
+            state.plateau_cooldown = ps.cooldown_counter;
+            state.plateau_lr = ps.lr;
+            if (sched.base_lr > 0.0) state.lr_scale = ps.lr / sched.base_lr;
+        }
+        PlateauStop ps{state.best_objective, state.no_improvement};
+        double lr_scale = state.lr_scale;
+        const int keep = plateau_stop_update(ps, value, cfg.tol, cfg.n_iter_no_change + 1, early,
+                                             adaptive, sched.base_lr * state.lr_scale, lr_scale);
+        state.best_objective = ps.best;
+        state.no_improvement = ps.no_improvement;
+        state.lr_scale = lr_scale;
+        if (!keep && cfg.check_stopping) {
+            result.status = static_cast<int>(FitStatus::CONVERGED);
+            break;
+        }
+    }
+    // early stopping leaves the best validated parameters (also after an interrupt)
+    if (early && result.status != static_cast<int>(FitStatus::DIVERGED))
+        std::memcpy(params, best_params, bytes);
+    return result;
+}
+
+// Objective and gradient over the whole data set as one batch (gradient checks, tests).
+template <class T>
+inline double mlp_loss_grad(const MlpShape& shape, GemmFn<T> gemm, const T* params,
+                            const MlpData<T>& d, double alpha, T* grad) {
+    const MlpLayout lay(shape);
+    MlpWorkspace<T> ws(lay, d.n_rows, d.X != nullptr);
+    const MlpBatch batch{nullptr, 0, d.n_rows};
+    const double data_loss = mlp_batch_loss<T>(lay, shape, gemm, params, d, batch, d.labels, d.Y,
+                                               ws);
+    mlp_backward_batch<T>(lay, shape.activation, gemm, params, d, batch, ws, grad);
+    const double sq = mlp_add_penalty<T>(lay, params, grad, alpha, d.n_rows);
+    return data_loss + 0.5 * alpha * sq / static_cast<double>(d.n_rows);
+}
+
+// Network output (n_rows x n_outputs, probabilities for classifiers) in chunks of 512 rows.
+template <class T>
+inline void mlp_predict(const MlpShape& shape, GemmFn<T> gemm, const T* params,
+                        const MlpData<T>& d, T* out) {
+    const MlpLayout lay(shape);
+    const gds_int64 k = lay.n_outputs();
+    const gds_int64 cap = d.n_rows < 512 ? (d.n_rows > 0 ? d.n_rows : 1) : 512;
+    MlpWorkspace<T> ws(lay, cap, d.X != nullptr);
+    for (gds_int64 start = 0; start < d.n_rows; start += cap) {
+        const gds_int64 nb = d.n_rows - start < cap ? d.n_rows - start : cap;
+        const MlpBatch batch{nullptr, start, nb};
+        mlp_forward_batch<T>(lay, shape.activation, gemm, params, d, batch, ws);
+        T* z = ws.act[lay.n_layers].data();
+        mlp_output_activation<T>(shape.loss, z, nb, k);
+        std::memcpy(out + start * k, z, sizeof(T) * static_cast<std::size_t>(nb * k));
+    }
+}
+
+// ---- Entry points: one per dtype, compiled for AVX2+FMA and baseline (GDS_SIMD_CLONES) ----------
+
+#define GDS_MLP_ENTRY_POINTS(T, SUFFIX)                                                            \
+    GDS_SIMD_CLONES inline MlpFitResult mlp_fit_##SUFFIX(                                          \
+        const MlpShape& shape, GemmFn<T> gemm, T* params, T* slot0, T* slot1, T* slot2,            \
+        T* best_params, const MlpData<T>& train, const MlpData<T>& val,                            \
+        const OptimizerConfig& opt, const ScheduleConfig& sched,                                   \
+        const ReduceOnPlateauConfig& plateau, const MlpFitConfig& cfg, MlpFitState& state,         \
+        double* loss_curve, double* val_scores, const MlpCallbacks& callbacks) {                   \
+        return mlp_fit<T>(shape, gemm, params, slot0, slot1, slot2, best_params, train, val, opt,  \
+                          sched, plateau, cfg, state, loss_curve, val_scores, callbacks);          \
+    }                                                                                              \
+    GDS_SIMD_CLONES inline double mlp_loss_grad_##SUFFIX(const MlpShape& shape, GemmFn<T> gemm,    \
+                                                         const T* params, const MlpData<T>& d,     \
+                                                         double alpha, T* grad) {                  \
+        return mlp_loss_grad<T>(shape, gemm, params, d, alpha, grad);                              \
+    }                                                                                              \
+    GDS_SIMD_CLONES inline void mlp_predict_##SUFFIX(const MlpShape& shape, GemmFn<T> gemm,        \
+                                                     const T* params, const MlpData<T>& d,         \
+                                                     T* out) {                                     \
+        mlp_predict<T>(shape, gemm, params, d, out);                                               \
+    }
+
+GDS_MLP_ENTRY_POINTS(double, f64)
+GDS_MLP_ENTRY_POINTS(float, f32)
+#undef GDS_MLP_ENTRY_POINTS
+
+}  // namespace gds

@@ -1,0 +1,537 @@
+"""Small dense multilayer perceptrons behind scikit-learn estimators: SGDMLPClassifier and
+SGDMLPRegressor. Users call these; each `fit` validates the input, builds the flat parameter
+vector and the optimizer/schedule configs, and makes ONE call into the compiled loop
+(gdsolve/_mlp_loop.pyx over csrc/include/gdsolve/mlp_loop.h) that runs every epoch.
+
+Conventions follow scikit-learn's MLPClassifier / MLPRegressor (defaults, Glorot-uniform
+initialisation, loss_ including 0.5 * alpha * ||W||^2 / batch_size, stopping rule, attributes);
+update rules and schedules are gdsolve's (PyTorch semantics), see docs/mlp.md.
+"""
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from gdsolve import _mlp_loop
+from gdsolve._base import (
+    FIT_DIVERGED,
+    GdsolveEstimatorMixin,
+    handle_fit_status,
+    resolve_optimizer,
+    resolve_schedule,
+)
+from gdsolve._codes import Activation, Clip, Loss
+
+__all__ = ["SGDMLPClassifier", "SGDMLPRegressor"]
+
+_ACTIVATIONS = {
+    "identity": Activation.IDENTITY,
+    "relu": Activation.RELU,
+    "tanh": Activation.TANH,
+    "logistic": Activation.LOGISTIC,
+}
+_OUT_ACTIVATION = {Loss.SQUARED: "identity", Loss.LOG: "logistic", Loss.SOFTMAX: "softmax"}
+
+
+def glorot_uniform_init(layer_units, activation, random_state, dtype=np.float64):
+    """Initial (coefs, intercepts) as scikit-learn's MLP draws them: for each layer in order, the
+    coefficients then the intercepts from U(-b, b), b = sqrt(6 / (fan_in + fan_out)) (sqrt(2 / ...)
+    for the logistic activation). With the same RandomState the draws equal scikit-learn's."""
+    factor = 2.0 if activation == "logistic" else 6.0
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=True):
+        bound = math.sqrt(factor / (fan_in + fan_out))
+        coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+        intercepts.append(random_state.uniform(-bound, bound, fan_out).astype(dtype))
+    return coefs, intercepts
+
+
+def pack_parameters(coefs, intercepts, dtype):
+    """The loop's flat layout: every coefficient matrix (row-major), then every intercept."""
+    parts = [np.asarray(c, dtype=dtype).ravel() for c in coefs]
+    parts += [np.asarray(b, dtype=dtype).ravel() for b in intercepts]
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
+def unpack_parameters(flat, layer_units):
+    """(coefs, intercepts) as views into `flat` (see pack_parameters)."""
+    coefs, intercepts, off = [], [], 0
+    for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=True):
+        coefs.append(flat[off:off + fan_in * fan_out].reshape(fan_in, fan_out))
+        off += fan_in * fan_out
+    for fan_out in layer_units[1:]:
+        intercepts.append(flat[off:off + fan_out])
+        off += fan_out
+    return coefs, intercepts
+
+
+def _fresh_loop_state(base_lr):
+    """gds::MlpFitState at the start of training (see mlp_loop.h)."""
+    return {
+        "optimizer_step": 0, "mu_product": 1.0, "samples_seen": 0, "lr_scale": 1.0,
+        "best_objective": np.inf, "no_improvement": 0, "plateau_best": np.inf,
+        "plateau_bad_epochs": 0, "plateau_cooldown": 0, "plateau_lr": float(base_lr),
+    }
+
+
+def _reset_optimizer_state(state, base_lr):
+    """What a warm-started `fit` resets (scikit-learn builds a new optimizer; the stopping counters
+    and the samples-seen count carry over)."""
+    state.update(optimizer_step=0, mu_product=1.0, lr_scale=1.0, plateau_best=np.inf,
+                 plateau_bad_epochs=0, plateau_cooldown=0, plateau_lr=float(base_lr))
+
+
+class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
+    """Shared fit machinery; subclasses define the targets (`_encode_targets`) and outputs."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        alpha=0.0001,
+        optimizer="adam",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        batch_size="auto",
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        warm_start=False,
+        clip_grad_norm=None,
+        verbose=False,
+        device="cpu",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.clip_grad_norm = clip_grad_norm
+        self.verbose = verbose
+        self.device = device
+
+    # ---- parameter checks (all before any work) --------------------------------------------
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, Integral) and not isinstance(sizes, bool):
+            sizes = [sizes]
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise ValueError(
+                f"hidden_layer_sizes must be an int or a sequence of ints, got {sizes!r}"
+            ) from None
+        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes!r}")
+        return [int(s) for s in sizes]
+
+    def _check_params(self):
+        def number(name, low, high=None, low_open=False, integer=False):
+            value = getattr(self, name)
+            kind = Integral if integer else Real
+            ok = isinstance(value, kind) and not isinstance(value, bool)
+            ok = ok and (value > low if low_open else value >= low)
+            ok = ok and (high is None or value < high)
+            if not ok:
+                bound = f"> {low}" if low_open else f">= {low}"
+                if high is not None:
+                    bound += f" and < {high}"
+                what = "an int" if integer else "a number"
+                raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
+
+        self._hidden_sizes()
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+            )
+        number("alpha", 0.0)
+        number("learning_rate_init", 0.0, low_open=True)
+        number("power_t", 0.0)
+        number("max_iter", 1, integer=True)
+        number("tol", 0.0)
+        number("n_iter_no_change", 1, integer=True)
+        number("validation_fraction", 0.0, 1.0, low_open=True)
+        bs = self.batch_size
+        if not (bs in ("auto", "full") or (isinstance(bs, Integral) and not isinstance(bs, bool)
+                                           and bs >= 1)):
+            raise ValueError(f"batch_size must be 'auto', 'full' or an int >= 1, got {bs!r}")
+        if self.clip_grad_norm is not None:
+            number("clip_grad_norm", 0.0, low_open=True)
+        if self.device != "cpu":
+            raise ValueError(
+                f"device={self.device!r} is not supported by the MLP estimators yet; use 'cpu'"
+            )
+        for flag in ("early_stopping", "shuffle", "warm_start"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+
+    def _batch_size_for(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size == "full":
+            return n_samples
+        if self.batch_size > n_samples:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be "
+                "clipped",
+                UserWarning,
+                stacklevel=3,
+            )
+        return int(min(self.batch_size, n_samples))
+
+    # ---- the fit -----------------------------------------------------------------------------
+
+    def _fit(self, X, y, incremental):
+        self._check_params()
+        hidden = self._hidden_sizes()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, targets, labels = self._validate_fit_data(X, y, incremental, reset=first_pass)
+        dtype = X.dtype
+        loss = self._loss_code
+        n_outputs = self._n_outputs_for_loop
+        units = [X.shape[1]] + hidden + [n_outputs]
+        rs = check_random_state(self.random_state)
+
+        if first_pass:
+            coefs, intercepts = glorot_uniform_init(units, self.activation, rs, dtype)
+            params = pack_parameters(coefs, intercepts, dtype)
+            loop_state = None
+            loss_curve, val_curve = [], None
+        else:
+            prev_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            if prev_units != units:
+                raise ValueError(
+                    f"warm_start/partial_fit needs the same layer sizes as the fitted model "
+                    f"{prev_units}, got {units}; set warm_start=False to refit"
+                )
+            params = pack_parameters(self.coefs_, self.intercepts_, dtype)
+            loop_state = dict(self._loop_state)
+            loss_curve = list(self.loss_curve_)
+            val_curve = (list(self.validation_scores_) if self.validation_scores_ is not None
+                         else None)
+        if self.early_stopping and val_curve is None:
+            val_curve = []
+
+        # early stopping: hold out a validation split drawn from the RandomState, after the
+        # initial weights (as scikit-learn, which stratifies only single-output targets)
+        if self.early_stopping:
+            stratify = targets[:, 0] if loss == Loss.LOG and n_outputs == 1 else None
+            index = np.arange(X.shape[0])
+            train_idx, val_idx = train_test_split(
+                index, random_state=rs, test_size=self.validation_fraction, stratify=stratify
+            )
+            if val_idx.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the "
+                    "size of your dataset."
+                )
+            train_arrays = self._arrays(X, targets, labels, train_idx)
+            val_arrays = self._arrays(X, targets, labels, val_idx)
+        else:
+            train_arrays = self._arrays(X, targets, labels, None)
+            val_arrays = _mlp_loop.MlpArrays(np.empty((0, X.shape[1]), dtype=dtype),
+                                             None if loss == Loss.SOFTMAX
+                                             else np.empty((0, n_outputs), dtype=dtype),
+                                             np.empty(0, np.int32) if loss == Loss.SOFTMAX
+                                             else None)
+        n_train = train_arrays.n_rows
+        batch_size = self._batch_size_for(n_train)
+        seed = int(rs.randint(np.iinfo(np.int32).max))  # the loop's shuffling RNG
+
+        optimizer, base_lr = resolve_optimizer(self.optimizer, self.learning_rate_init)
+        max_epochs = 1 if incremental else int(self.max_iter)
+        total_steps = int(self.max_iter) * int(math.ceil(n_train / batch_size))
+        schedule, schedule_config = resolve_schedule(
+            self.learning_rate, lr=base_lr, total_steps=total_steps, alpha=self.alpha or None,
+            loss=Loss.LOG if is_classifier_loss(loss) else Loss.SQUARED, power_t=self.power_t,
+        )
+
+        # optimizer state: kept across partial_fit calls, fresh for every fit (as scikit-learn)
+        keep_optimizer = incremental and loop_state is not None and hasattr(self, "_slots")
+        if keep_optimizer:
+            slots = [s.astype(dtype) for s in self._slots]  # copies: a failed call keeps them
+        else:
+            init = optimizer.init_state(params)
+            slots = [np.ascontiguousarray(init[name], dtype=dtype)
+                     for name in optimizer.state_slot_names]
+            slots += [np.zeros_like(params) for _ in range(3 - len(slots))]
+        if loop_state is None:
+            loop_state = _fresh_loop_state(schedule_config.get("base_lr", base_lr))
+        elif not keep_optimizer:
+            _reset_optimizer_state(loop_state, schedule_config.get("base_lr", base_lr))
+        if loop_state.get("early_stopping", self.early_stopping) != self.early_stopping:
+            # the best objective switches between training loss and validation score
+            loop_state.update(best_objective=np.inf, no_improvement=0)
+        loop_state["early_stopping"] = bool(self.early_stopping)
+
+        best = (pack_parameters(*self._best_parameters, dtype)
+                if self.early_stopping and not first_pass and hasattr(self, "_best_parameters")
+                else params.copy())
+        loss_out = np.full(max_epochs, np.nan)
+        val_out = np.full(max_epochs, np.nan)
+        config = {
+            "batch_size": batch_size,
+            "max_epochs": max_epochs,
+            "alpha": float(self.alpha),
+            "tol": float(self.tol),
+            "n_iter_no_change": int(self.n_iter_no_change),
+            "check_stopping": not incremental,
+            "shuffle": bool(self.shuffle),
+            "seed": seed,
+            "clip_code": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
+            "clip_limit": float(self.clip_grad_norm or 0.0),
+            "verbose": bool(self.verbose),
+        }
+        status, epochs_run, stop_epoch = _mlp_loop.fit(
+            np.asarray(units, dtype=np.int64), int(_ACTIVATIONS[self.activation]), int(loss),
+            params, slots[0], slots[1], slots[2], best, train_arrays, val_arrays,
+            optimizer.to_config(), schedule_config, schedule_config, config, loop_state,
+            loss_out, val_out,
+        )
+        # raises on divergence before anything is assigned: the previous model stays intact
+        handle_fit_status(status, stop_epoch, type(self).__name__,
+                          1 if incremental else int(self.max_iter), float(self.tol))
+        if status == FIT_DIVERGED:  # pragma: no cover - handle_fit_status raised
+            return self
+
+        self.coefs_, self.intercepts_ = unpack_parameters(params, units)
+        self._slots = slots
+        self._loop_state = loop_state
+        self.n_layers_ = len(units)
+        self.n_outputs_ = n_outputs
+        self.out_activation_ = _OUT_ACTIVATION[loss]
+        self.loss_curve_ = loss_curve + [float(v) for v in loss_out[:epochs_run]]
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else float("nan")
+        self.n_iter_ = int(epochs_run)
+        self.t_ = int(loop_state["samples_seen"])
+        if self.early_stopping:
+            self.validation_scores_ = val_curve + [float(v) for v in val_out[:epochs_run]]
+            self.best_validation_score_ = float(-loop_state["best_objective"])
+            self.best_loss_ = None
+            self._best_parameters = unpack_parameters(best.copy(), units)
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = float(loop_state["best_objective"])
+        return self
+
+    def _arrays(self, X, targets, labels, rows):
+        if rows is not None:
+            X = X[rows]
+            targets = None if targets is None else targets[rows]
+            labels = None if labels is None else labels[rows]
+        return _mlp_loop.MlpArrays(X, targets, labels)
+
+    def _validate_X_predict(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr"], dtype=(np.float64, np.float32),
+                          reset=False)
+        return X
+
+    def _forward(self, X):
+        """Network output (n_samples, n_outputs_) in X's dtype; probabilities for classifiers."""
+        X = self._validate_X_predict(X)
+        dtype = X.dtype
+        units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+        params = pack_parameters(self.coefs_, self.intercepts_, dtype)
+        return _mlp_loop.predict(np.asarray(units, dtype=np.int64),
+                                 int(_ACTIVATIONS[self.activation]), int(self._loss_code), params,
+                                 _mlp_loop.MlpArrays(X))
+
+    def fit(self, X, y):
+        """Fit the network on (X, y): at most max_iter epochs in one compiled call."""
+        return self._fit(X, y, incremental=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def is_classifier_loss(loss):
+    return loss in (Loss.LOG, Loss.SOFTMAX)
+
+
+def _validate_xy(est, X, y, reset, y_numeric):
+    X, y = validate_data(
+        est, X, y, accept_sparse=["csr"], multi_output=True, y_numeric=y_numeric,
+        dtype=(np.float64, np.float32), reset=reset,
+    )
+    return X, y
+
+
+class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
+    """Multilayer perceptron classifier trained by a compiled mini-batch loop.
+
+    Softmax cross-entropy for three or more classes; one logistic output for two classes;
+    independent logistic outputs for a multilabel indicator `y`. Parameters and attributes follow
+    scikit-learn's MLPClassifier (solver='adam' defaults) with gdsolve's optimizers and schedules:
+
+    hidden_layer_sizes : int or tuple of int, default=(100,)
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+    alpha : float, default=1e-4
+        L2 strength; the objective of a batch of size B is mean(loss) + 0.5 * alpha * ||W||^2 / B
+        (coefficients only), as scikit-learn's MLP.
+    optimizer : str or gdsolve.optim.Optimizer, default='adam'
+        A name in gdsolve.optim.OPTIMIZER_NAMES (scikit-learn's solver='sgd' is 'nesterov') or an
+        Optimizer object (which keeps its own lr).
+    learning_rate : str or gdsolve.schedules.Schedule, default='constant'
+        Per-step schedule ('constant', 'invscaling', 'adaptive' with scikit-learn's MLP meaning;
+        PyTorch's schedules by name or object). Applies to every optimizer.
+    learning_rate_init : float, default=1e-3
+        Base learning rate of an optimizer given by name.
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+    batch_size : int, 'auto' or 'full', default='auto'
+        'auto' = min(200, n_samples); 'full' = n_samples.
+    max_iter, tol, n_iter_no_change, early_stopping, validation_fraction, shuffle,
+    random_state, warm_start, verbose : as scikit-learn's MLPClassifier.
+    clip_grad_norm : float or None, default=None
+        Clip the global L2 norm of each batch gradient (PyTorch's clip_grad_norm_).
+    device : {'cpu'}, default='cpu'
+
+    Attributes: classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_,
+    validation_scores_, best_validation_score_, n_iter_, t_, n_layers_, n_outputs_,
+    out_activation_, n_features_in_, feature_names_in_.
+    """
+
+    def _validate_fit_data(self, X, y, incremental, reset):
+        X, y = _validate_xy(self, X, y, reset, y_numeric=False)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not incremental and (not hasattr(self, "classes_") or not self.warm_start):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        if self._label_binarizer.y_type_ == "multiclass":
+            # class indices straight from the sorted classes (no one-hot matrix to build)
+            self._loss_code = Loss.SOFTMAX
+            self._n_outputs_for_loop = len(self.classes_)
+            labels = np.searchsorted(self.classes_, y).astype(np.int32)
+            return X, None, labels
+        binarized = self._label_binarizer.transform(y)
+        if sp.issparse(binarized):
+            binarized = binarized.toarray()
+        self._loss_code = Loss.LOG
+        targets = np.ascontiguousarray(binarized, dtype=X.dtype)
+        self._n_outputs_for_loop = targets.shape[1]
+        return X, targets, None
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing the optimizer state. `classes` is required on the
+        first call (all labels that will ever appear; ignored for a multilabel y)."""
+        self._check_params()
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if not hasattr(self, "classes_"):
+            if classes is None and not type_of_target(y).startswith("multilabel"):
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+            self.classes_ = self._label_binarizer.classes_
+        elif classes is not None and not np.array_equal(
+            np.unique(classes), np.asarray(self.classes_)
+        ):
+            raise ValueError(
+                f"`classes={np.asarray(classes)!r}` is not the same as on the first call to "
+                f"partial_fit, was {self.classes_!r}"
+            )
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predicted classes (or label indicator rows for a multilabel model)."""
+        proba = self._forward(X)
+        if self.n_outputs_ == 1:
+            proba = proba.ravel()
+        return self._label_binarizer.inverse_transform(proba)
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of classes_."""
+        proba = self._forward(X)
+        if self.n_outputs_ == 1:
+            p = proba.ravel()
+            return np.vstack([1 - p, p]).T
+        return proba
+
+    def predict_log_proba(self, X):
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class SGDMLPRegressor(RegressorMixin, _BaseSGDMLP):
+    """Multilayer perceptron regressor (squared loss, identity output, multi-output y) trained by
+    a compiled mini-batch loop. Parameters and attributes as SGDMLPClassifier (and scikit-learn's
+    MLPRegressor); the batch objective is 0.5 * sum over outputs of (prediction - y)^2 averaged
+    over the batch, plus 0.5 * alpha * ||W||^2 / batch_size. With one output loss_ equals
+    scikit-learn's; with k outputs scikit-learn reports its loss divided by k (its gradient is
+    the same as here).
+    """
+
+    _loss_code = Loss.SQUARED
+
+    def _validate_fit_data(self, X, y, incremental, reset):
+        X, y = _validate_xy(self, X, y, reset, y_numeric=True)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        targets = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=X.dtype)
+        self._n_outputs_for_loop = targets.shape[1]
+        return X, targets, None
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing the optimizer state."""
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets, (n_samples,) for one output."""
+        out = self._forward(X)
+        return out.ravel() if out.shape[1] == 1 else out
