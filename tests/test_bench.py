@@ -44,7 +44,7 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
         [sys.executable, "-m", "gdsolve", "bench", "--quick", "--quiet", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=out,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out / "bench.json") as fh:
@@ -164,10 +164,13 @@ def test_bad_arguments_exit_with_a_message(tmp_path, capsys, argv, message):
     assert not os.path.exists(tmp_path / "x")  # refused before any work
 
 
-def test_entry_points_answer_help():
+def test_entry_points_answer_help(tmp_path):
     for cmd in ([sys.executable, "-m", "gdsolve.bench", "--help"],
                 [sys.executable, "-m", "gdsolve", "bench", "--help"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        # From a neutral folder: `python -m` puts the working directory first on sys.path, and in
+        # a source checkout that would shadow the installed (compiled) package.
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                              cwd=tmp_path)
         assert proc.returncode == 0 and "--quick" in proc.stdout, cmd
 
 
