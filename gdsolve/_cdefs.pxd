@@ -144,6 +144,20 @@ cdef inline OptimizerConfig optimizer_config_from_dict(dict d) except *:
     return c
 
 
+cdef inline ReduceOnPlateauConfig plateau_config_from_dict(dict d) except *:
+    """Fill the C++ struct from ReduceLROnPlateau.plateau_config() (also contained in its
+    to_config()); missing keys take PyTorch's defaults."""
+    cdef ReduceOnPlateauConfig c
+    c.factor = float(d.get("factor", 0.1))
+    c.patience = int(d.get("patience", 10))
+    c.threshold = float(d.get("threshold", 1e-4))
+    c.threshold_mode_rel = int(d.get("threshold_mode", "rel") == "rel")
+    c.cooldown = int(d.get("cooldown", 0))
+    c.min_lr = float(d.get("min_lr", 0.0))
+    c.eps = float(d.get("eps", 1e-8))
+    return c
+
+
 cdef inline ScheduleConfig schedule_config_from_dict(dict d) except *:
     """Fill the C++ struct from gdsolve.schedules.Schedule.to_config(); missing keys are 0."""
     cdef ScheduleConfig s

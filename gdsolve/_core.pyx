@@ -16,7 +16,7 @@ from gdsolve._cdefs cimport (
     optimizer_state_slots, schedule_lr, schedule_momentum, reduce_on_plateau_step,
     optimal_t0, loss_value, loss_derivative, softmax_cross_entropy, activation_value,
     activation_derivative_from_output, clip_gradient, optimizer_config_from_dict,
-    schedule_config_from_dict, gds_int64, PenaltySplit, penalty_split, penalty_value,
+    schedule_config_from_dict, plateau_config_from_dict, gds_int64, PenaltySplit, penalty_split, penalty_value,
     soft_threshold, cumulative_l1_truncate, PlateauStop, plateau_stop_update,
 )
 
@@ -92,13 +92,7 @@ def reduce_on_plateau(dict config, dict state, double metric):
     """Feed one metric to PyTorch-style ReduceLROnPlateau; updates `state` in place."""
     cdef ReduceOnPlateauConfig c
     cdef ReduceOnPlateauState s
-    c.factor = config["factor"]
-    c.patience = config["patience"]
-    c.threshold = config["threshold"]
-    c.threshold_mode_rel = 1 if config["threshold_mode"] == "rel" else 0
-    c.cooldown = config["cooldown"]
-    c.min_lr = config["min_lr"]
-    c.eps = config["eps"]
+    c = plateau_config_from_dict(config)
     s.best = state.get("best", INFINITY)
     s.num_bad_epochs = state.get("num_bad_epochs", 0)
     s.cooldown_counter = state.get("cooldown_counter", 0)

@@ -18,6 +18,7 @@ from libc.stdint cimport int32_t, uint64_t
 
 from gdsolve._cdefs cimport (
     OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, optimizer_config_from_dict,
+    plateau_config_from_dict,
     schedule_config_from_dict, gds_int64,
 )
 
@@ -193,14 +194,7 @@ cdef LinearConfig _config(dict c) except *:
     cfg.optimizer = optimizer_config_from_dict(c["optimizer"])
     cfg.schedule = schedule_config_from_dict(c["schedule"])
     cfg.plateau_mode = int(c.get("plateau_mode", 0))
-    p = c.get("plateau") or {}
-    cfg.plateau.factor = float(p.get("factor", 0.1))
-    cfg.plateau.patience = int(p.get("patience", 10))
-    cfg.plateau.threshold = float(p.get("threshold", 1e-4))
-    cfg.plateau.threshold_mode_rel = int(p.get("threshold_mode", "rel") == "rel")
-    cfg.plateau.cooldown = int(p.get("cooldown", 0))
-    cfg.plateau.min_lr = float(p.get("min_lr", 0.0))
-    cfg.plateau.eps = float(p.get("eps", 1e-8))
+    cfg.plateau = plateau_config_from_dict(c.get("plateau") or {})
     cfg.batch_size = int(c.get("batch_size", 1))
     cfg.max_iter = int(c["max_iter"])
     tol = c.get("tol")

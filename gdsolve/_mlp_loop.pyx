@@ -14,7 +14,7 @@ from libc.stdint cimport uint64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from gdsolve._cdefs cimport (
-    OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, gds_int64,
+    OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, gds_int64, plateau_config_from_dict,
     optimizer_config_from_dict, schedule_config_from_dict,
 )
 
@@ -268,13 +268,7 @@ def fit(units, int activation, int loss, floating[::1] params, floating[::1] slo
     if loss_curve.shape[0] < max_epochs or val_scores.shape[0] < max_epochs:
         raise ValueError("loss_curve and val_scores need max_epochs entries")
 
-    pc.factor = float(plateau.get("factor", 0.1))
-    pc.patience = int(plateau.get("patience", 10))
-    pc.threshold = float(plateau.get("threshold", 1e-4))
-    pc.threshold_mode_rel = int(bool(plateau.get("threshold_mode_rel", True)))
-    pc.cooldown = int(plateau.get("cooldown", 0))
-    pc.min_lr = float(plateau.get("min_lr", 0.0))
-    pc.eps = float(plateau.get("eps", 1e-8))
+    pc = plateau_config_from_dict(plateau)
 
     cfg.batch_size = int(config["batch_size"])
     cfg.max_epochs = max_epochs

@@ -438,9 +438,9 @@ class ReduceLROnPlateau(_BaseLR):
         }
 
     def _config_fields(self):
-        return {**super()._config_fields(), **{
-            k: v for k, v in self.plateau_config().items() if k != "threshold_mode"
-        }, "threshold_mode_rel": self.threshold_mode == "rel"}
+        # The plateau keys ride along for the loops (_cdefs.pxd: plateau_config_from_dict);
+        # schedule_config_from_dict ignores them.
+        return {**super()._config_fields(), **self.plateau_config()}
 
     def step(self, metric):
         """Feed one epoch's metric; returns the learning rate to use next (stateful)."""
