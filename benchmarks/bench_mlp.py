@@ -77,32 +77,27 @@ def make_data(args, dtype):
 
 # ---- the contenders: each returns (seconds per epoch, held-out accuracy) -----------------------
 
-def run_gdsolve(args, data, seed):
+def _time_fit(estimator_class, args, data, seed):
+    """Fit gdsolve's or sklearn's MLP classifier (same parameter names) for exactly args.epochs."""
     X, y, X_test, y_test = data
-    est = SGDMLPClassifier(hidden_layer_sizes=args.hidden, alpha=args.alpha,
-                           batch_size=args.batch_size, learning_rate_init=args.lr,
-                           max_iter=args.epochs, tol=0.0, n_iter_no_change=args.epochs + 1,
-                           random_state=seed)
+    est = estimator_class(hidden_layer_sizes=args.hidden, alpha=args.alpha,
+                          batch_size=args.batch_size, learning_rate_init=args.lr,
+                          max_iter=args.epochs, tol=0.0, n_iter_no_change=args.epochs + 1,
+                          random_state=seed)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)
     elapsed = time.perf_counter() - start
     return elapsed / args.epochs, est.score(X_test, y_test)
+
+
+def run_gdsolve(args, data, seed):
+    return _time_fit(SGDMLPClassifier, args, data, seed)
 
 
 def run_sklearn(args, data, seed):
-    X, y, X_test, y_test = data
-    est = MLPClassifier(hidden_layer_sizes=args.hidden, alpha=args.alpha,
-                        batch_size=args.batch_size, learning_rate_init=args.lr,
-                        max_iter=args.epochs, tol=0.0, n_iter_no_change=args.epochs + 1,
-                        random_state=seed)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
-    elapsed = time.perf_counter() - start
-    return elapsed / args.epochs, est.score(X_test, y_test)
+    return _time_fit(MLPClassifier, args, data, seed)
 
 
 def run_torch(args, data, seed):
