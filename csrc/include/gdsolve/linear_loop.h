@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "optimizers.h"
 #include "penalties.h"
 #include "schedules.h"
+#include "worker_team.h"
 
 // Software prefetch of upcoming (shuffled) rows: distance in rows and locality hint (1 =
 // prefetcht2; distances 2-8 and hints 1 and 3 measured within noise of each other).
@@ -36,22 +38,35 @@ namespace gds {
 // ---- Small vector kernels ---------------------------------------------------------------------
 namespace linalg {
 
-// Dot product with several independent vector accumulators, so the FMA latency chain does not
-// bound short rows (d ~ 100); no -ffast-math needed, the split is explicit.
+// 32-byte vector of T for explicit accumulators (GCC/Clang vector extension; the baseline clone
+// lowers it to SSE2 pairs). Unaligned and may alias T, so it loads straight from rows.
+template <class T> struct Vec32 {
+    typedef T type __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));
+    static constexpr int kLanes = 32 / static_cast<int>(sizeof(T));
+};
+
+// Dot product with four vector accumulators held in registers, so the FMA latency chain does not
+// bound short rows (d ~ 100). (An accumulator array under `omp simd` was kept on the stack, a
+// store-to-load round trip per step.) No -ffast-math needed: the split is explicit.
 template <class T> inline T dot(const T* a, const T* b, gds_int64 n) {
-    constexpr int kLanes = 64 / static_cast<int>(sizeof(T));  // 2 AVX2 vectors x 2 per step
-    T acc[2 * kLanes];
-    for (int j = 0; j < 2 * kLanes; ++j) acc[j] = T(0);
+    typedef typename Vec32<T>::type V;
+    constexpr int L = Vec32<T>::kLanes;
+    V s0 = {}, s1 = {}, s2 = {}, s3 = {};
     gds_int64 i = 0;
-    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-#pragma omp simd
-        for (int j = 0; j < 2 * kLanes; ++j) acc[j] += a[i + j] * b[i + j];
+    for (; i + 4 * L <= n; i += 4 * L) {
+        s0 += *reinterpret_cast<const V*>(a + i) * *reinterpret_cast<const V*>(b + i);
+        s1 += *reinterpret_cast<const V*>(a + i + L) * *reinterpret_cast<const V*>(b + i + L);
+        s2 += *reinterpret_cast<const V*>(a + i + 2 * L) *
+              *reinterpret_cast<const V*>(b + i + 2 * L);
+        s3 += *reinterpret_cast<const V*>(a + i + 3 * L) *
+              *reinterpret_cast<const V*>(b + i + 3 * L);
     }
+    for (; i + L <= n; i += L)
+        s0 += *reinterpret_cast<const V*>(a + i) * *reinterpret_cast<const V*>(b + i);
+    const V v = (s0 + s1) + (s2 + s3);
     T s = T(0);
-#pragma omp simd reduction(+ : s)
-    for (gds_int64 j = i; j < n; ++j) s += a[j] * b[j];
-#pragma omp simd reduction(+ : s)
-    for (int j = 0; j < 2 * kLanes; ++j) s += acc[j];
+    for (int j = 0; j < L; ++j) s += v[j];
+    for (; i < n; ++i) s += a[i] * b[i];
     return s;
 }
 
@@ -190,7 +205,7 @@ struct LinearConfig {
     gds_int64 average_start;  // averaged SGD from this sample count on (t >= start); 0 = off
     int clip;                 // gds::Clip applied to the data gradient
     double clip_limit;
-    int n_threads;            // threads for large batches (full batch); 1 = none
+    int n_threads;            // threads that share each batch's rows (mini and full batch); 1 = none
 };
 
 // One data set view: rows `train_rows` train, `val_rows` (optional) give the early-stopping score.
@@ -254,6 +269,7 @@ namespace linear_detail {
 constexpr double kMaxDloss = 1e12;  // as scikit-learn: keeps one wild sample from making inf
 constexpr gds_int64 kBlockRows = 256;
 constexpr int kPrefetchAhead = GDS_LINEAR_PREFETCH_AHEAD;
+constexpr int kMaxTeam = 8;  // the estimators pass at most 8 threads
 
 // Training-row order: 32 bits halve the shuffle's and the order's memory traffic (the binding
 // rejects data with 2^32 rows or more).
@@ -634,47 +650,61 @@ GDS_SIMD_CLONES static void accumulate_worker(AccumulateTask<float, CsrRows<floa
     accumulate_rows(t);
 }
 
-// Scratch for batch gradients: one gradient (double) and dense block per thread.
+// Team entry: member m sums its share of the batch (tasks[m]).
+template <class T, class Rows> void accumulate_job(void* tasks, int member) {
+    accumulate_worker(static_cast<AccumulateTask<T, Rows>*>(tasks) + member);
+}
+
+// Scratch for batch gradients: one gradient (double) and dense block per team member.
 template <class T> struct BatchScratch {
     std::vector<std::vector<double>> grad;
     std::vector<std::vector<T>> block;
     std::vector<T> g;  // the batch gradient in T, fed to the optimizer
 };
 
-// Sum of the batch's loss and gradient (unnormalised) into scratch.grad[0]. Returns false when
-// interrupted.
+// Rows per member below which a batch is not split: a team hand-off costs about a microsecond,
+// a row of 100 features about 0.1.
+constexpr gds_int64 kMinRowsPerMember = 64;
+constexpr gds_int64 kMinWorkPerMember = gds_int64(1) << 12;  // row entries times outputs
+
+// Members worth using for batches of `count` rows of `row_cost` entries and K outputs.
+inline int batch_members(int team_size, gds_int64 count, gds_int64 row_cost, int K) {
+    gds_int64 m = team_size;
+    m = std::min(m, count / kMinRowsPerMember);
+    m = std::min(m, count * row_cost * K / kMinWorkPerMember);
+    return static_cast<int>(std::max<gds_int64>(1, m));
+}
+
+// Sum of the batch's loss and gradient (unnormalised) into scratch.grad[0], the rows split
+// between the team's members in fixed shares (bit-reproducible for a given team size). Returns
+// false when interrupted.
 template <class T, class Rows>
 bool batch_gradient(const Problem<T, Rows>& pb, const T* params, const RowIndex* rows,
-                    gds_int64 count, int n_threads, BatchScratch<T>& scr, double& loss_sum,
+                    gds_int64 count, WorkerTeam* team, BatchScratch<T>& scr, double& loss_sum,
                     InterruptChecker& checker) {
     const gds_int64 n_w = static_cast<gds_int64>(pb.K) * pb.d;
     const gds_int64 row_cost =
         Rows::kDense ? pb.d : std::max<gds_int64>(1, pb.X.row_nnz(rows[0]));
-    // Threads pay off only when each gets a few hundred microseconds of work.
-    int threads = n_threads;
-    if (count * row_cost * pb.K < (gds_int64(1) << 21) * threads) threads = 1;
-    if (threads > count / kBlockRows) threads = static_cast<int>(std::max<gds_int64>(1, count / kBlockRows));
+    const int members =
+        team ? batch_members(team->size(), count, row_cost, pb.K) : 1;
     std::atomic<int> stop{0};
-    std::vector<AccumulateTask<T, Rows>> tasks(threads);
-    const gds_int64 per = (count + threads - 1) / threads;
-    for (int t = 0; t < threads; ++t) {
+    AccumulateTask<T, Rows> tasks[kMaxTeam];
+    const gds_int64 per = (count + members - 1) / members;
+    for (int t = 0; t < members; ++t) {
         const gds_int64 a = std::min(count, t * per), e = std::min(count, a + per);
         tasks[t] = AccumulateTask<T, Rows>{&pb, params, rows + a, e - a, scr.grad[t].data(),
                                            scr.block[t].data(), 0.0, &stop,
                                            t == 0 ? &checker : nullptr, 0};
     }
-    std::vector<std::thread> pool;
-    pool.reserve(threads > 1 ? threads - 1 : 0);
-    for (int t = 1; t < threads; ++t) {
-        void (*fn)(AccumulateTask<T, Rows>*) = accumulate_worker;
-        pool.emplace_back(fn, &tasks[t]);
+    if (members > 1 && members == team->size()) {
+        team->run(accumulate_job<T, Rows>, tasks);
+    } else {
+        for (int t = 0; t < members; ++t) accumulate_rows(&tasks[t]);
     }
-    accumulate_rows(&tasks[0]);
-    for (auto& th : pool) th.join();
     double sum = tasks[0].loss_sum;
     bool interrupted = tasks[0].interrupted != 0;
     double* G = scr.grad[0].data();
-    for (int t = 1; t < threads; ++t) {  // fixed order: bit-reproducible for a thread count
+    for (int t = 1; t < members; ++t) {  // fixed order: bit-reproducible for a team size
         const double* Gt = scr.grad[t].data();
 #pragma omp simd
         for (gds_int64 j = 0; j < n_w + pb.K; ++j) G[j] += Gt[j];
@@ -857,13 +887,21 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
         cfg.optimizer.momentum == 0.0 && cfg.optimizer.weight_decay == 0.0 &&
         cfg.clip != static_cast<int>(Clip::VALUE);
     const gds_int64 batch = full ? std::max<gds_int64>(n_train, 1) : cfg.batch_size;
-    const int n_threads = std::max(1, cfg.n_threads);
+    const int n_threads = std::min(kMaxTeam, std::max(1, cfg.n_threads));
 
+    // Batches big enough to split get a team of threads for the whole fit (per-sample SGD is
+    // sequential: no team).
     BatchScratch<T> scr;
+    std::unique_ptr<WorkerTeam> team;
     if (!per_sample) {
-        const int scratch_threads = full || batch >= 4096 ? n_threads : 1;
-        scr.grad.assign(scratch_threads, std::vector<double>(n_all));
-        scr.block.assign(scratch_threads, std::vector<T>(Rows::kDense ? n_w : 0));
+        const gds_int64 mean_row_cost =
+            Rows::kDense ? d
+                         : std::max<gds_int64>(1, (data.indptr[data.n_rows] - data.indptr[0]) /
+                                                      std::max<gds_int64>(1, data.n_rows));
+        const int members = batch_members(n_threads, batch, mean_row_cost, K);
+        if (members > 1) team.reset(new WorkerTeam(members));
+        scr.grad.assign(members, std::vector<double>(n_all));
+        scr.block.assign(members, std::vector<T>(Rows::kDense ? n_w : 0));
         scr.g.assign(n_all, T(0));
     }
     const PerSampleSettings ps{pen.l1, pen.l2, cfg.fit_intercept,
@@ -905,8 +943,7 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
                 const gds_int64 count = std::min(batch, n_train - start);
                 double batch_loss = 0.0;
                 completed = batch_gradient(pb, w.p.data(), order.data() + start, count,
-                                           scr.grad.size() > 1 ? n_threads : 1, scr, batch_loss,
-                                           checker);
+                                           team.get(), scr, batch_loss, checker);
                 loss_sum += batch_loss;
                 if (!completed) break;
                 if (full) penalty_before = penalty_value(pen, w.p.data(), n_w);

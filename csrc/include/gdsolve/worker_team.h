@@ -1,0 +1,88 @@
+// gdsolve/worker_team.h - a fixed team of helper threads that the CPU training loops
+// (linear_loop.h) hand one job at a time, e.g. half of each mini-batch. Host only, not for NVRTC.
+// A mini-batch step lasts tens of microseconds, far less than waking a sleeping thread costs, so
+// idle workers spin briefly on an atomic generation counter before they start yielding the core.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GDS_SPIN_PAUSE() _mm_pause()
+#else
+#define GDS_SPIN_PAUSE() std::this_thread::yield()
+#endif
+
+namespace gds {
+
+// Job run by every member: job(context, member), member 0 being the calling thread. The
+// function must be a plain function compiled for the vector ISA it needs (a thread body does
+// not inherit the caller's target_clones choice).
+typedef void (*TeamJob)(void* context, int member);
+
+class WorkerTeam {
+  public:
+    // `size` members in all: the caller plus size - 1 helper threads.
+    explicit WorkerTeam(int size) : size_(size < 1 ? 1 : size) {
+        threads_.reserve(size_ - 1);
+        for (int m = 1; m < size_; ++m) threads_.emplace_back(&WorkerTeam::serve, this, m);
+    }
+    WorkerTeam(const WorkerTeam&) = delete;
+    WorkerTeam& operator=(const WorkerTeam&) = delete;
+    ~WorkerTeam() {
+        quit_.store(true, std::memory_order_release);
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+        for (auto& t : threads_) t.join();
+    }
+
+    int size() const { return size_; }
+
+    // Runs job on every member and returns when all have finished (a full barrier: the caller
+    // then sees everything the workers wrote).
+    void run(TeamJob job, void* context) {
+        if (size_ == 1) {
+            job(context, 0);
+            return;
+        }
+        job_ = job;
+        context_ = context;
+        finished_.store(0, std::memory_order_relaxed);
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+        job(context, 0);
+        wait_until([&] { return finished_.load(std::memory_order_acquire) == size_ - 1; });
+    }
+
+  private:
+    template <class Ready> static void wait_until(Ready ready) {
+        for (std::uint32_t spins = 0; !ready(); ++spins) {
+            if (spins < (1u << 16)) {
+                GDS_SPIN_PAUSE();
+            } else {
+                std::this_thread::yield();  // long idle (epoch bookkeeping) or a busy machine
+            }
+        }
+    }
+
+    void serve(int member) {
+        std::uint64_t seen = 0;
+        for (;;) {
+            wait_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+            seen = generation_.load(std::memory_order_acquire);
+            if (quit_.load(std::memory_order_acquire)) return;
+            job_(context_, member);
+            finished_.fetch_add(1, std::memory_order_acq_rel);
+        }
+    }
+
+    const int size_;
+    std::vector<std::thread> threads_;
+    std::atomic<std::uint64_t> generation_{0};
+    std::atomic<int> finished_{0};
+    std::atomic<bool> quit_{false};
+    TeamJob job_ = nullptr;
+    void* context_ = nullptr;
+};
+
+}  // namespace gds
