@@ -6,9 +6,11 @@ estimators call `handle_fit_status` right after the loop returns and before assi
 attribute, so a diverged fit never leaves a half-overwritten model.
 """
 
+import os
 import warnings
 
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import ThreadpoolController
 
 import gdsolve
 from gdsolve.optim import Optimizer, make_optimizer
@@ -24,6 +26,28 @@ FIT_STATUS = {
     FIT_DIVERGED: "diverged",
     FIT_INTERRUPTED: "interrupted",
 }
+
+
+def available_threads():
+    """Threads the compiled loops may use to share a batch: the CPUs this process may run on
+    (at most 8)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+_THREADPOOLS = []
+
+
+def single_threaded_blas():
+    """Context manager limiting every loaded BLAS to one thread (while the loop's own threads
+    each run BLAS calls side by side). The controller is built once: a fresh threadpool_limits
+    costs about a millisecond per fit."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
 
 
 class FitInterruptedWarning(UserWarning):

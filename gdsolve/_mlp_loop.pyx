@@ -57,6 +57,7 @@ cdef extern from "gdsolve/mlp_loop.h" namespace "gds":
         int clip_code
         double clip_limit
         int verbose
+        int n_threads
     cdef struct MlpFitState:
         gds_int64 optimizer_step
         double mu_product
@@ -77,6 +78,7 @@ cdef extern from "gdsolve/mlp_loop.h" namespace "gds":
         int status
         int epochs_run
         int stop_epoch
+    int mlp_team_size(int n_threads, gds_int64 batch_size)
     MlpFitResult mlp_fit_f64(const MlpShape& shape, dgemm_fn gemm, double* params, double* slot0,
                              double* slot1, double* slot2, double* best_params,
                              const MlpData[double]& train, const MlpData[double]& val,
@@ -227,6 +229,12 @@ def _check_params(const floating[::1] p, Py_ssize_t n, what):
         raise ValueError(f"{what} has {p.shape[0]} elements, the network has {n} parameters")
 
 
+def team_size(int n_threads, gds_int64 batch_size):
+    """Threads that will share each batch of `batch_size` rows when `n_threads` are offered
+    (1: the batch runs on the calling thread, with BLAS's own threads)."""
+    return mlp_team_size(n_threads, batch_size)
+
+
 def fit(units, int activation, int loss, floating[::1] params, floating[::1] slot0,
         floating[::1] slot1, floating[::1] slot2, floating[::1] best_params, train, val,
         dict optimizer, dict schedule, dict plateau, dict config, dict state,
@@ -281,6 +289,7 @@ def fit(units, int activation, int loss, floating[::1] params, floating[::1] slo
     cfg.clip_code = int(config.get("clip_code", 0))
     cfg.clip_limit = float(config.get("clip_limit", 0.0))
     cfg.verbose = int(bool(config.get("verbose", False)))
+    cfg.n_threads = int(config.get("n_threads", 1))
 
     st.optimizer_step = int(state["optimizer_step"])
     st.mu_product = float(state["mu_product"])

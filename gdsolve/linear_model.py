@@ -12,7 +12,6 @@ Objective (as scikit-learn's SGD estimators)::
 so alpha = 1 / (C n) matches LogisticRegression(C) and alpha = a / n matches Ridge(alpha=a).
 """
 
-import os
 import warnings
 from numbers import Integral, Real
 
@@ -40,6 +39,7 @@ from gdsolve._base import (
     FIT_INTERRUPTED,
     FIT_MAX_ITER,
     GdsolveEstimatorMixin,
+    available_threads,
     handle_fit_status,
     resolve_optimizer,
     resolve_schedule,
@@ -61,14 +61,6 @@ _CLASSIFICATION_LOSSES = {"log_loss": Loss.LOG, "log": Loss.LOG}
 _LOSS_CURVATURE = {Loss.SQUARED: 1.0, Loss.HUBER: 1.0, Loss.EPSILON_INSENSITIVE: 1.0,
                    Loss.LOG: 0.25, Loss.SOFTMAX: 0.5}
 _GRAM_MAX_FEATURES = 2000
-
-
-def _n_threads():
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(n, 8))
 
 
 def lipschitz_constant(X, sample_weight, fit_intercept, rows=None):
@@ -256,7 +248,7 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
             "average_start": self._average_start(),
             "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
             "clip_limit": float(self.clip_grad_norm or 0.0),
-            "n_threads": _n_threads(),
+            "n_threads": available_threads(),
         }
 
     @staticmethod

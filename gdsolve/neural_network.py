@@ -10,6 +10,7 @@ update rules and schedules are gdsolve's (PyTorch semantics), see docs/mlp.md.
 
 import math
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,9 +26,11 @@ from gdsolve import _mlp_loop
 from gdsolve._base import (
     FIT_DIVERGED,
     GdsolveEstimatorMixin,
+    available_threads,
     handle_fit_status,
     resolve_optimizer,
     resolve_schedule,
+    single_threaded_blas,
 )
 from gdsolve._codes import Activation, Clip, Loss
 
@@ -310,13 +313,18 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             "clip_code": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
             "clip_limit": float(self.clip_grad_norm or 0.0),
             "verbose": bool(self.verbose),
+            "n_threads": _mlp_loop.team_size(available_threads(), batch_size),
         }
-        status, epochs_run, stop_epoch = _mlp_loop.fit(
-            np.asarray(units, dtype=np.int64), int(_ACTIVATIONS[self.activation]), int(loss),
-            params, slots[0], slots[1], slots[2], best, train_arrays, val_arrays,
-            optimizer.to_config(), schedule_config, schedule_config, config, loop_state,
-            loss_out, val_out,
-        )
+        # a team of threads shares each batch, every member with single-threaded BLAS (small
+        # GEMMs side by side beat one GEMM split by BLAS's threads)
+        blas_limit = single_threaded_blas() if config["n_threads"] > 1 else nullcontext()
+        with blas_limit:
+            status, epochs_run, stop_epoch = _mlp_loop.fit(
+                np.asarray(units, dtype=np.int64), int(_ACTIVATIONS[self.activation]), int(loss),
+                params, slots[0], slots[1], slots[2], best, train_arrays, val_arrays,
+                optimizer.to_config(), schedule_config, schedule_config, config, loop_state,
+                loss_out, val_out,
+            )
         # raises on divergence before anything is assigned: the previous model stays intact
         handle_fit_status(status, stop_epoch, type(self).__name__,
                           1 if incremental else int(self.max_iter), float(self.tol))

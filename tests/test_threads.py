@@ -1,16 +1,21 @@
-"""Batches shared by a team of threads (csrc/include/gdsolve/worker_team.h): the linear loop
-splits each mini-batch's and full batch's rows between threads and sums their gradients in a
-fixed order. The model must equal the one-thread model up to summation rounding, and a given
-thread count must stay bit-reproducible."""
+"""Batches shared by a team of threads (csrc/include/gdsolve/worker_team.h): the linear and MLP
+loops split each batch's rows between threads and sum their gradients in a fixed order. The model
+must equal the one-thread model up to summation rounding, and a given thread count must stay
+bit-reproducible."""
+
+import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
 
 import gdsolve.linear_model as linear_model
-from gdsolve import SGDLinearRegression, SGDLogistic
+import gdsolve.neural_network as neural_network
+from gdsolve import SGDLinearRegression, SGDLogistic, _mlp_loop
+from gdsolve.neural_network import SGDMLPClassifier
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +25,7 @@ def problem():
 
 
 def fit_with_threads(monkeypatch, n_threads, estimator, X, y):
-    monkeypatch.setattr(linear_model, "_n_threads", lambda: n_threads)
+    monkeypatch.setattr(linear_model, "available_threads", lambda: n_threads)
     return estimator.fit(X, y)
 
 
@@ -63,3 +68,32 @@ def test_team_regression_full_batch_reaches_least_squares(monkeypatch):
     exact = np.linalg.lstsq(A, y, rcond=None)[0]
     assert_allclose(model.coef_, exact[:-1], rtol=1e-6, atol=1e-8)
     assert_allclose(model.intercept_, exact[-1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("clip", [None, 1.0], ids=["no-clip", "clip-norm"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mlp_team_matches_one_thread(monkeypatch, problem, clip, sparse, dtype):
+    """The MLP team: each member runs forward/backward on its share of the batch with
+    single-threaded BLAS, then sums and updates a slice of the parameters."""
+    X, y = problem
+    X = X.astype(dtype)
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0).astype(dtype))
+    assert _mlp_loop.team_size(2, 200) == 2 and _mlp_loop.team_size(2, 40) == 1
+
+    def fit(n_threads):
+        monkeypatch.setattr(neural_network, "available_threads", lambda: n_threads)
+        return SGDMLPClassifier(hidden_layer_sizes=(32, 16), batch_size=200, max_iter=4,
+                                clip_grad_norm=clip, random_state=0, tol=0.0).fit(X, y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one, two, again = fit(1), fit(2), fit(2)
+    rtol = 1e-9 if dtype == np.float64 else 1e-3
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_, strict=True):
+        assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+    assert_allclose(two.loss_curve_, one.loss_curve_, rtol=rtol)
+    for a, b in zip(two.coefs_, again.coefs_, strict=True):
+        assert_array_equal(a, b)
+    assert two.coefs_[0].dtype == dtype

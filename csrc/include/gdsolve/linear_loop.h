@@ -269,7 +269,6 @@ namespace linear_detail {
 constexpr double kMaxDloss = 1e12;  // as scikit-learn: keeps one wild sample from making inf
 constexpr gds_int64 kBlockRows = 256;
 constexpr int kPrefetchAhead = GDS_LINEAR_PREFETCH_AHEAD;
-constexpr int kMaxTeam = 8;  // the estimators pass at most 8 threads
 
 // Training-row order: 32 bits halve the shuffle's and the order's memory traffic (the binding
 // rejects data with 2^32 rows or more).
@@ -688,7 +687,7 @@ bool batch_gradient(const Problem<T, Rows>& pb, const T* params, const RowIndex*
     const int members =
         team ? batch_members(team->size(), count, row_cost, pb.K) : 1;
     std::atomic<int> stop{0};
-    AccumulateTask<T, Rows> tasks[kMaxTeam];
+    AccumulateTask<T, Rows> tasks[kMaxTeamSize];
     const gds_int64 per = (count + members - 1) / members;
     for (int t = 0; t < members; ++t) {
         const gds_int64 a = std::min(count, t * per), e = std::min(count, a + per);
@@ -887,7 +886,7 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
         cfg.optimizer.momentum == 0.0 && cfg.optimizer.weight_decay == 0.0 &&
         cfg.clip != static_cast<int>(Clip::VALUE);
     const gds_int64 batch = full ? std::max<gds_int64>(n_train, 1) : cfg.batch_size;
-    const int n_threads = std::min(kMaxTeam, std::max(1, cfg.n_threads));
+    const int n_threads = std::min(kMaxTeamSize, std::max(1, cfg.n_threads));
 
     // Batches big enough to split get a team of threads for the whole fit (per-sample SGD is
     // sequential: no team).

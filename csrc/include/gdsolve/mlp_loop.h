@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "activations.h"
@@ -17,6 +18,7 @@
 #include "losses.h"
 #include "optimizers.h"
 #include "schedules.h"
+#include "worker_team.h"
 
 namespace gds {
 
@@ -567,6 +569,109 @@ inline void mlp_shuffle_targets(const MlpData<T>& d, const std::vector<gds_int64
     }
 }
 
+// ---- One batch shared by a team of threads --------------------------------------------------------
+
+// Rows per member below which a batch is not split: small GEMMs lose more to the hand-off than
+// they gain.
+constexpr gds_int64 kMlpMinRowsPerMember = 32;
+
+inline int mlp_team_size(int n_threads, gds_int64 batch_size) {
+    gds_int64 m = n_threads < 1 ? 1 : n_threads;
+    if (m > kMaxTeamSize) m = kMaxTeamSize;
+    if (m > batch_size / kMlpMinRowsPerMember) m = batch_size / kMlpMinRowsPerMember;
+    return m < 1 ? 1 : static_cast<int>(m);
+}
+
+// Data-parallel step: member m runs forward, loss and backward on its share of the batch rows
+// (with single-threaded BLAS, so the members' GEMMs run side by side), into its own workspace and
+// gradient; then each member sums the gradients over its slice of the parameter vector and applies
+// the optimizer there. The batch mean scales every share by 1 / count, so the summed gradient is
+// the whole batch's.
+template <class T> struct MlpTeamStep {
+    const MlpLayout* lay;
+    const MlpShape* shape;
+    GemmFn<T> gemm;
+    T* params;
+    const MlpData<T>* data;
+    MlpBatch batch;
+    const gds_int64* next_rows;  // the following shuffled batch (prefetched), or null
+    gds_int64 next_count;
+    const int* labels;  // the batch's targets, contiguous (or null)
+    const T* y;
+    MlpWorkspace<T>* ws;  // one per member
+    T** grads;            // one per member
+    int members;
+    int phase;  // 0: gradients, 1: reduce and update
+    double loss[kMaxTeamSize];
+    // update phase
+    const OptimizerConfig* opt;
+    const OptimizerStep* step;
+    T* s0;
+    T* s1;
+    T* s2;
+    T penalty;
+    double sq[kMaxTeamSize];
+};
+
+template <class T> inline void mlp_team_member(MlpTeamStep<T>& job, int m) {
+    const MlpLayout& lay = *job.lay;
+    if (job.phase == 0) {
+        const gds_int64 count = job.batch.count;
+        const gds_int64 per = (count + job.members - 1) / job.members;
+        const gds_int64 a = m * per < count ? m * per : count;
+        const gds_int64 e = a + per < count ? a + per : count;
+        if (job.next_rows) {
+            const gds_int64 np = (job.next_count + job.members - 1) / job.members;
+            const gds_int64 na = m * np < job.next_count ? m * np : job.next_count;
+            const gds_int64 ne = na + np < job.next_count ? na + np : job.next_count;
+            mlp_prefetch_rows<T>(*job.data, job.next_rows + na, ne - na, lay.n_features());
+        }
+        const MlpBatch part{job.batch.rows ? job.batch.rows + a : nullptr, job.batch.first + a,
+                            e - a};
+        const gds_int64 k = lay.n_outputs();
+        MlpWorkspace<T>& ws = job.ws[m];
+        mlp_forward_batch<T>(lay, job.shape->activation, job.gemm, job.params, *job.data, part, ws);
+        job.loss[m] = mlp_output_loss_and_delta<T>(
+            job.shape->loss, ws.act[lay.n_layers].data(), part.count, k,
+            job.labels ? job.labels + a : nullptr, job.y ? job.y + a * k : nullptr,
+            static_cast<T>(1.0 / static_cast<double>(count)), ws);
+        mlp_backward_batch<T>(lay, job.shape->activation, job.gemm, job.params, *job.data, part, ws,
+                              job.grads[m]);
+    } else {
+        const gds_int64 n = lay.n_params;
+        const gds_int64 per = (n + job.members - 1) / job.members;
+        const gds_int64 a = m * per < n ? m * per : n;
+        const gds_int64 e = a + per < n ? a + per : n;
+        T* g = job.grads[0];
+        for (int o = 1; o < job.members; ++o) {  // fixed order: bit-reproducible per team size
+            const T* go = job.grads[o];
+#pragma omp simd
+            for (gds_int64 j = a; j < e; ++j) g[j] += go[j];
+        }
+        if (!job.opt) {  // clipping: the caller updates once the whole gradient is summed
+            job.sq[m] = 0.0;
+            return;
+        }
+        gds_int64 n_pen = lay.n_coef - a;
+        if (n_pen < 0) n_pen = 0;
+        if (n_pen > e - a) n_pen = e - a;
+        job.sq[m] = update_flat<T>(*job.opt, *job.step, job.params + a, g + a, job.s0 + a,
+                                   job.s1 + a, job.s2 + a, e - a, n_pen, job.penalty);
+    }
+}
+
+// Team entry points: plain functions compiled for AVX2+FMA and baseline (a worker thread does not
+// inherit the caller's clone).
+GDS_SIMD_CLONES inline void mlp_team_job_f64(void* job, int member) {
+    mlp_team_member<double>(*static_cast<MlpTeamStep<double>*>(job), member);
+}
+GDS_SIMD_CLONES inline void mlp_team_job_f32(void* job, int member) {
+    mlp_team_member<float>(*static_cast<MlpTeamStep<float>*>(job), member);
+}
+template <class T> inline TeamJob mlp_team_job();
+template <> inline TeamJob mlp_team_job<double>() { return mlp_team_job_f64; }
+template <> inline TeamJob mlp_team_job<float>() { return mlp_team_job_f32; }
+
 // Output activation in place on logits (nb x k): probabilities for LOG / SOFTMAX.
 template <class T> inline void mlp_output_activation(int loss, T* z, gds_int64 nb, gds_int64 k) {
     if (loss == static_cast<int>(Loss::SOFTMAX)) {
@@ -662,6 +767,7 @@ struct MlpFitConfig {
     int clip_code;            // gds::Clip applied to the flat gradient
     double clip_limit;
     int verbose;
+    int n_threads;            // threads sharing each batch's rows (BLAS then runs single-threaded)
 };
 
 // Carried between calls (warm_start, partial_fit); read and written by mlp_fit.
@@ -715,8 +821,21 @@ inline MlpFitResult mlp_fit(const MlpShape& shape, GemmFn<T> gemm, T* params, T*
     gds_int64 bs = cfg.batch_size < 1 ? 1 : cfg.batch_size;
     if (bs > n) bs = n;
     const bool early = val.n_rows > 0;
-    MlpWorkspace<T> ws(lay, bs, train.X != nullptr);
-    std::vector<T> grad(static_cast<std::size_t>(np));
+    // A team shares each batch's rows when there are threads and rows enough: member m has its
+    // own workspace and gradient; member 0's workspace also serves unsplit batches and validation.
+    const int members = mlp_team_size(cfg.n_threads, bs);
+    std::unique_ptr<WorkerTeam> team;
+    if (members > 1) team.reset(new WorkerTeam(members));
+    std::vector<MlpWorkspace<T>> workspaces;
+    workspaces.reserve(members);
+    workspaces.emplace_back(lay, bs, train.X != nullptr);
+    for (int m = 1; m < members; ++m)
+        workspaces.emplace_back(lay, (bs + members - 1) / members, train.X != nullptr);
+    MlpWorkspace<T>& ws = workspaces[0];
+    std::vector<std::vector<T>> member_grads(members, std::vector<T>(static_cast<std::size_t>(np)));
+    std::vector<T*> grad_ptrs(members);
+    for (int m = 0; m < members; ++m) grad_ptrs[m] = member_grads[m].data();
+    std::vector<T>& grad = member_grads[0];
     std::vector<gds_int64> order(static_cast<std::size_t>(n));
     for (gds_int64 i = 0; i < n; ++i) order[i] = i;
     std::vector<int> epoch_labels(cfg.shuffle && train.labels ? static_cast<std::size_t>(n) : 0);
@@ -764,13 +883,27 @@ inline MlpFitResult mlp_fit(const MlpShape& shape, GemmFn<T> gemm, T* params, T*
         for (gds_int64 start = 0; start < n; start += bs) {
             const gds_int64 nb = n - start < bs ? n - start : bs;
             const MlpBatch batch{cfg.shuffle ? order.data() + start : nullptr, start, nb};
-            if (cfg.shuffle && start + bs < n) {
-                const gds_int64 next = n - start - bs < bs ? n - start - bs : bs;
-                mlp_prefetch_rows<T>(train, order.data() + start + bs, next, lay.n_features());
+            const gds_int64 next = !cfg.shuffle || start + bs >= n ? 0
+                                   : (n - start - bs < bs ? n - start - bs : bs);
+            const bool split = members > 1 && nb >= members * kMlpMinRowsPerMember;
+            const T* batch_y = ys ? ys + start * k : nullptr;
+            const int* batch_labels = labels ? labels + start : nullptr;
+            MlpTeamStep<T> job{&lay, &shape, gemm, params, &train, batch,
+                               next ? order.data() + start + bs : nullptr, next, batch_labels,
+                               batch_y, workspaces.data(), grad_ptrs.data(), members, 0, {},
+                               nullptr, nullptr, slot0, slot1, slot2, T(0), {}};
+            double data_loss;
+            if (split) {
+                team->run(mlp_team_job<T>(), &job);
+                double sum = 0.0;
+                for (int m = 0; m < members; ++m) sum += job.loss[m];
+                data_loss = sum / static_cast<double>(nb);
+            } else {
+                if (next)
+                    mlp_prefetch_rows<T>(train, order.data() + start + bs, next, lay.n_features());
+                data_loss = mlp_batch_loss<T>(lay, shape, gemm, params, train, batch,
+                                              batch_labels, batch_y, ws);
             }
-            const double data_loss = mlp_batch_loss<T>(
-                lay, shape, gemm, params, train, batch, labels ? labels + start : nullptr,
-                ys ? ys + start * k : nullptr, ws);
             if (!isfinite(data_loss)) {
                 bad = true;
                 break;
@@ -782,7 +915,27 @@ inline MlpFitResult mlp_fit(const MlpShape& shape, GemmFn<T> gemm, T* params, T*
             // clipping needs the whole gradient (penalty included) before any update
             const T penalty = static_cast<T>(cfg.alpha / static_cast<double>(nb));
             double sq;
-            if (cfg.clip_code != static_cast<int>(Clip::NONE)) {
+            if (split) {
+                // members sum the gradients over their parameter slices (and update them there,
+                // unless clipping needs the whole gradient first)
+                const bool clip = cfg.clip_code != static_cast<int>(Clip::NONE);
+                const OptimizerStep st = clip ? OptimizerStep{}
+                                              : optimizer_begin_step(opt, scalars, lr, momentum);
+                job.phase = 1;
+                job.opt = clip ? nullptr : &opt;
+                job.step = &st;
+                job.penalty = penalty;
+                team->run(mlp_team_job<T>(), &job);
+                sq = 0.0;
+                for (int m = 0; m < members; ++m) sq += job.sq[m];
+                if (clip) {
+                    sq = mlp_add_penalty<T>(lay, params, grad.data(), cfg.alpha, nb);
+                    clip_gradient<T>(cfg.clip_code, cfg.clip_limit, grad.data(), np);
+                    const OptimizerStep cst = optimizer_begin_step(opt, scalars, lr, momentum);
+                    update_flat<T>(opt, cst, params, grad.data(), slot0, slot1, slot2, np, 0,
+                                   T(0));
+                }
+            } else if (cfg.clip_code != static_cast<int>(Clip::NONE)) {
                 mlp_backward_batch<T>(lay, shape.activation, gemm, params, train, batch, ws,
                                       grad.data());
                 sq = mlp_add_penalty<T>(lay, params, grad.data(), cfg.alpha, nb);

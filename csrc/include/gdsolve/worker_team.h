@@ -17,6 +17,8 @@
 
 namespace gds {
 
+constexpr int kMaxTeamSize = 8;  // the estimators pass at most 8 threads
+
 // Job run by every member: job(context, member), member 0 being the calling thread. The
 // function must be a plain function compiled for the vector ISA it needs (a thread body does
 // not inherit the caller's target_clones choice).
