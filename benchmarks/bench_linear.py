@@ -4,8 +4,11 @@ Cases (the linear-estimators issue's targets): per-sample SGD ('optimal', log lo
 scikit-learn's SGDClassifier on dense float64 / float32 and sparse CSR; full-batch descent vs one
 NumPy `X @ w` plus one `X.T @ r`; mini-batch (256) Adam vs a plain PyTorch CPU loop. Every result
 is also shown against the one-pass memory-bandwidth floor: bytes of X over the GB/s that a NumPy
-(or scipy.sparse) `X @ w` reaches in this run. Repeats alternate between gdsolve and the peer;
-the table reports the fastest repeat of each.
+(or scipy.sparse) `X @ w` reaches in this run. Shuffled epochs read X's rows in a random order,
+which costs more than a streaming pass: their floor is a compiled pass over the rows in a random
+permutation (one dot product per row, no updates, gdsolve._linear_loop.row_pass) on one thread
+(per-sample SGD is sequential) and on all threads (mini-batches are shared). Repeats alternate
+between gdsolve and the peer; the table reports the fastest repeat of each.
 
     python benchmarks/bench_linear.py            # issue sizes: 200,000 x 100; 200,000 x 50,000
     python benchmarks/bench_linear.py --quick    # small smoke run
@@ -25,7 +28,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 
 import gdsolve
-from gdsolve import SGDLogistic
+from gdsolve import SGDLogistic, _linear_loop
+from gdsolve._base import available_threads
 
 
 def best_time(fn, repeats):
@@ -79,26 +83,35 @@ def matvec_time(X, repeats):
     return best_time(lambda: X @ w, repeats)
 
 
+def shuffled_pass_time(X, threads, repeats):
+    """Fastest compiled pass over X's rows in a random order (one dot product per row)."""
+    order = np.random.default_rng(0).permutation(X.shape[0]).astype(np.uint32)
+    return min(_linear_loop.row_pass(X, order, threads)[0] for _ in range(repeats))
+
+
 class Table:
     def __init__(self):
         self.rows = []
 
-    def add(self, case, method, epoch_s, ratio, ratio_label, objective, floor_s):
-        self.rows.append((case, method, epoch_s, ratio, ratio_label, objective, floor_s))
+    def add(self, case, method, epoch_s, ratio, ratio_label, objective, floor_s,
+            shuffled_s=None):
+        self.rows.append((case, method, epoch_s, ratio, ratio_label, objective, floor_s,
+                          shuffled_s))
 
     def show(self):
         head = (f"{'case':<26} {'method':<34} {'s/epoch':>9} {'ratio':>7} {'vs':<22} "
-                f"{'objective':>10} {'x floor':>8}")
+                f"{'objective':>10} {'x floor':>8} {'x shuffled floor':>16}")
         print(head)
         print("-" * len(head))
-        for case, method, s, ratio, label, obj, floor in self.rows:
+        for case, method, s, ratio, label, obj, floor, shuffled in self.rows:
             ratio_s = "" if ratio is None else f"{ratio:7.3f}"
             obj_s = "" if obj is None else f"{obj:10.5f}"
+            shuf_s = "" if shuffled is None else f"{s / shuffled:16.2f}"
             print(f"{case:<26} {method:<34} {s:9.4f} {ratio_s:>7} {label:<22} {obj_s:>10} "
-                  f"{s / floor:8.2f}")
+                  f"{s / floor:8.2f} {shuf_s:>16}")
 
 
-def per_sample_case(table, name, X, y, alpha, epochs, repeats, floor_s):
+def per_sample_case(table, name, X, y, alpha, epochs, repeats, floor_s, shuffled_s=None):
     common = dict(alpha=alpha, max_iter=epochs, tol=None, random_state=0)
     ours = SGDLogistic(**common)
     peer = SGDClassifier(loss="log_loss", **common)
@@ -106,9 +119,10 @@ def per_sample_case(table, name, X, y, alpha, epochs, repeats, floor_s):
     e_ours, e_peer = t_ours / epochs, t_peer / epochs
     table.add(name, "gdsolve SGDLogistic (per-sample)", e_ours, e_ours / e_peer,
               "x sklearn SGDClassifier", log_objective(X, y, alpha, ours.coef_[0],
-                                                       ours.intercept_[0]), floor_s)
+                                                       ours.intercept_[0]), floor_s, shuffled_s)
     table.add(name, "sklearn SGDClassifier", e_peer, None, "",
-              log_objective(X, y, alpha, peer.coef_[0], peer.intercept_[0]), floor_s)
+              log_objective(X, y, alpha, peer.coef_[0], peer.intercept_[0]), floor_s,
+              shuffled_s)
 
 
 def full_batch_case(table, name, X, y, alpha, epochs, repeats, floor_s):
@@ -154,7 +168,8 @@ def torch_adam_epochs(X, y, alpha, lr, batch, epochs, seed=0):
     return w.detach().numpy(), float(b.detach()[0])
 
 
-def adam_case(table, name, X, y, alpha, epochs, repeats, floor_s, batch=256, lr=1e-3):
+def adam_case(table, name, X, y, alpha, epochs, repeats, floor_s, shuffled_s=None, batch=256,
+              lr=1e-3):
     ours = SGDLogistic(alpha=alpha, optimizer="adam", learning_rate="constant", eta0=lr,
                        batch_size=batch, max_iter=epochs, tol=None, random_state=0)
     try:
@@ -173,10 +188,11 @@ def adam_case(table, name, X, y, alpha, epochs, repeats, floor_s, batch=256, lr=
     t_ours, t_torch = alternate([lambda: ours.fit(X, y), run_torch], max(1, repeats - 1))
     e_ours, e_torch = t_ours / epochs, t_torch / epochs
     table.add(name, "gdsolve Adam, batch 256", e_ours, e_ours / e_torch, "x PyTorch loop",
-              log_objective(X, y, alpha, ours.coef_[0], ours.intercept_[0]), floor_s)
+              log_objective(X, y, alpha, ours.coef_[0], ours.intercept_[0]), floor_s,
+              shuffled_s)
     w, b = peer_result["wb"]
     table.add(name, "PyTorch Adam loop, batch 256", e_torch, None, "",
-              log_objective(X, y, alpha, w, b), floor_s)
+              log_objective(X, y, alpha, w, b), floor_s, shuffled_s)
 
 
 def main():
@@ -207,11 +223,17 @@ def main():
           "repeats")
 
     floors = {}
+    n_threads = available_threads()  # what the estimators share mini-batches between
     for label, A in (("f64", X), ("f32", X32)):
         t = matvec_time(A, 5)
         floors[label] = t
         print(f"bandwidth floor, dense {label}: X @ w {t * 1e3:.2f} ms = "
               f"{x_nbytes(A) / t / 1e9:.1f} GB/s over {x_nbytes(A) / 1e6:.0f} MB")
+        for threads in sorted({1, n_threads}):
+            t = shuffled_pass_time(A, threads, 5)
+            floors[(label, threads)] = t
+            print(f"shuffled-row floor, dense {label}, {threads} thread(s): {t * 1e3:.2f} ms = "
+                  f"{x_nbytes(A) / t / 1e9:.1f} GB/s")
     Xs = ys = None
     if "sparse" not in args.skip:
         Xs, ys = sparse_problem(args.n, args.sparse_d, args.nnz)
@@ -224,9 +246,9 @@ def main():
     table = Table()
     if "sgd" not in args.skip:
         per_sample_case(table, "per-sample SGD dense f64", X, y, args.alpha, args.epochs,
-                        args.repeats, floors["f64"])
+                        args.repeats, floors["f64"], floors[("f64", 1)])
         per_sample_case(table, "per-sample SGD dense f32", X32, y, args.alpha, args.epochs,
-                        args.repeats, floors["f32"])
+                        args.repeats, floors["f32"], floors[("f32", 1)])
         if Xs is not None:
             per_sample_case(table, "per-sample SGD sparse f64", Xs, ys, args.alpha, args.epochs,
                             args.repeats, floors["sparse"])
@@ -237,13 +259,15 @@ def main():
                         args.repeats, floors["f32"])
     if "adam" not in args.skip:
         adam_case(table, "mini-batch Adam dense f64", X, y, args.alpha, args.epochs,
-                  args.repeats, floors["f64"])
+                  args.repeats, floors["f64"], floors[("f64", n_threads)])
         adam_case(table, "mini-batch Adam dense f32", X32, y, args.alpha, args.epochs,
-                  args.repeats, floors["f32"])
+                  args.repeats, floors["f32"], floors[("f32", n_threads)])
     table.show()
     print("\nratio: time per epoch over the peer's in this run; x floor: time per epoch over "
-          "one X @ w at the bandwidth NumPy / scipy reach here. objective: (1/n) sum log-loss "
-          "+ alpha/2 ||w||^2 of the final model.")
+          "one X @ w at the bandwidth NumPy / scipy reach here; x shuffled floor: over one "
+          "compiled pass reading the rows in a random order (1 thread for per-sample SGD, "
+          f"{n_threads} for mini-batches). objective: (1/n) sum log-loss + alpha/2 ||w||^2 of "
+          "the final model.")
 
 
 if __name__ == "__main__":

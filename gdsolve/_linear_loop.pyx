@@ -14,7 +14,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport int32_t, uint64_t
+from libc.stdint cimport int32_t, uint32_t, uint64_t
 
 from gdsolve._cdefs cimport (
     OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, optimizer_config_from_dict,
@@ -27,6 +27,12 @@ cnp.import_array()
 ctypedef fused floating:
     float
     double
+
+
+cdef extern from "gdsolve/row_pass.h" namespace "gds":
+    double row_pass_seconds[T](const T* X, gds_int64 n_rows, gds_int64 n_cols, gds_int64 ld,
+                               const uint32_t* order, gds_int64 n, const T* w, int n_threads,
+                               double& checksum) nogil
 
 
 cdef extern from "gdsolve/linear_loop.h" namespace "gds":
@@ -404,3 +410,18 @@ def fit(dict config, X, y, sample_weight, train_rows, val_rows, dict state, verb
     out["loss_curve"] = loss_curve[:n].copy()
     out["val_scores"] = val_scores[:n].copy() if val_rows is not None else np.empty(0)
     return out
+
+
+def row_pass(const floating[:, ::1] X, order, int n_threads=1):
+    """Benchmark floor: (seconds, checksum) of one pass over X's rows in `order`, a dot product
+    per row against fixed weights, shared by n_threads (csrc/include/gdsolve/row_pass.h)."""
+    cdef const uint32_t[::1] order_v = np.ascontiguousarray(order, dtype=np.uint32)
+    if order_v.shape[0] and (np.asarray(order_v).max() >= X.shape[0]):
+        raise ValueError("order holds a row index beyond X")
+    w_arr = np.ones(X.shape[1], dtype=np.float64 if floating is double else np.float32)
+    cdef const floating[::1] w = w_arr
+    cdef double checksum = 0.0, seconds
+    with nogil:
+        seconds = row_pass_seconds(&X[0, 0], X.shape[0], X.shape[1], X.shape[1], &order_v[0],
+                                   order_v.shape[0], &w[0], n_threads, checksum)
+    return seconds, checksum

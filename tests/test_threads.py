@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import gdsolve.linear_model as linear_model
 import gdsolve.neural_network as neural_network
-from gdsolve import SGDLinearRegression, SGDLogistic, _mlp_loop
+from gdsolve import SGDLinearRegression, SGDLogistic, _linear_loop, _mlp_loop
 from gdsolve.neural_network import SGDMLPClassifier
 
 
@@ -97,3 +97,16 @@ def test_mlp_team_matches_one_thread(monkeypatch, problem, clip, sparse, dtype):
     for a, b in zip(two.coefs_, again.coefs_, strict=True):
         assert_array_equal(a, b)
     assert two.coefs_[0].dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_pass_reads_every_row_once(dtype, threads):
+    """The benchmark floor (row_pass.h): with weights of ones its checksum is the sum of X."""
+    X = np.random.default_rng(0).standard_normal((1000, 7)).astype(dtype)
+    order = np.random.default_rng(1).permutation(1000)
+    seconds, checksum = _linear_loop.row_pass(X, order, threads)
+    assert seconds > 0
+    assert checksum == pytest.approx(float(X.astype(np.float64).sum()), rel=1e-4, abs=1e-3)
+    with pytest.raises(ValueError, match="beyond X"):
+        _linear_loop.row_pass(X, np.array([0, 1000]), threads)

@@ -1,0 +1,64 @@
+// gdsolve/row_pass.h - the memory floor of an epoch, for benchmarks: one pass over a dense
+// matrix's rows in a given order, a dot product per row against fixed weights, the rows shared by
+// a team of threads. No row waits on another's update, so no epoch that visits every row in that
+// order can take less. Host only; called by gdsolve/_linear_loop.pyx (row_pass_seconds) for
+// benchmarks/bench_linear.py.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "linear_loop.h"
+#include "worker_team.h"
+
+namespace gds {
+
+template <class T> struct RowPassJob {
+    DenseRows<T> rows;
+    const std::uint32_t* order;
+    gds_int64 n;
+    const T* w;
+    int members;
+    double sums[kMaxTeamSize];
+};
+
+// Member m reads its contiguous share of `order`, prefetching ahead as the training loops do.
+template <class T> inline void row_pass_member(RowPassJob<T>& job, int m) {
+    const gds_int64 per = (job.n + job.members - 1) / job.members;
+    const gds_int64 a = std::min(job.n, m * per), e = std::min(job.n, a + per);
+    constexpr int ahead = linear_detail::kPrefetchAhead;
+    double s = 0.0;
+    for (gds_int64 ii = a; ii < e; ++ii) {
+        if (ii + ahead < e) job.rows.prefetch(job.order[ii + ahead]);
+        s += static_cast<double>(job.rows.dot(job.order[ii], job.w));
+    }
+    job.sums[m] = s;
+}
+
+GDS_SIMD_CLONES inline void row_pass_job_f64(void* job, int m) {
+    row_pass_member<double>(*static_cast<RowPassJob<double>*>(job), m);
+}
+GDS_SIMD_CLONES inline void row_pass_job_f32(void* job, int m) {
+    row_pass_member<float>(*static_cast<RowPassJob<float>*>(job), m);
+}
+
+// Seconds one pass takes (the team is started before the clock); `checksum` receives the sum of
+// the dot products, so the work cannot be optimised away.
+template <class T>
+inline double row_pass_seconds(const T* X, gds_int64 n_rows, gds_int64 n_cols, gds_int64 ld,
+                               const std::uint32_t* order, gds_int64 n, const T* w, int n_threads,
+                               double& checksum) {
+    const int members = std::max(1, std::min(n_threads, kMaxTeamSize));
+    RowPassJob<T> job{DenseRows<T>{X, n_rows, n_cols, ld}, order, n, w, members, {}};
+    WorkerTeam team(members);
+    const TeamJob fn = sizeof(T) == sizeof(double) ? row_pass_job_f64 : row_pass_job_f32;
+    const auto start = std::chrono::steady_clock::now();
+    team.run(fn, &job);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    checksum = 0.0;
+    for (int m = 0; m < members; ++m) checksum += job.sums[m];
+    return seconds;
+}
+
+}  // namespace gds
