@@ -20,6 +20,12 @@ from gdsolve._cdefs cimport (
     soft_threshold, cumulative_l1_truncate, PlateauStop, plateau_stop_update,
 )
 
+cdef extern from "gdsolve/fast_math.h" namespace "gds":
+    double exp_nonpositive(double x) nogil
+    float exp_nonpositive(float x) nogil
+    double log1p_unit(double x) nogil
+    float log1p_unit(float x) nogil
+
 cnp.import_array()
 
 ctypedef fused floating:
@@ -197,3 +203,25 @@ def plateau_stop(dict state, double value, double tol, int n_iter_no_change,
                                      current_lr, lr_factor)
     state.update(best=p.best, no_improvement=p.no_improvement)
     return bool(keep_going), lr_factor
+
+
+def fast_exp_nonpositive(const floating[::1] x):
+    """exp(x) for x <= 0 by fast_math.h's vectorizable polynomial (for the accuracy tests)."""
+    out = np.empty(x.shape[0], dtype=np.float64 if floating is double else np.float32)
+    cdef floating[::1] o = out
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(x.shape[0]):
+            o[i] = exp_nonpositive(x[i])
+    return out
+
+
+def fast_log1p_unit(const floating[::1] x):
+    """log(1 + x) for 0 <= x <= 1 by fast_math.h's vectorizable series (for the accuracy tests)."""
+    out = np.empty(x.shape[0], dtype=np.float64 if floating is double else np.float32)
+    cdef floating[::1] o = out
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(x.shape[0]):
+            o[i] = log1p_unit(x[i])
+    return out

@@ -237,3 +237,39 @@ def test_l1_cumulative_truncation(dtype):
         np.testing.assert_allclose(w, w_ref, **tol32)
         np.testing.assert_allclose(q, q_ref, **tol32)
     assert np.count_nonzero(w == 0) > 10
+
+
+def ulp_error(got, want):
+    """|got - want| in units in the last place of want (of want's dtype)."""
+    want = np.asarray(want)
+    return np.abs(got.astype(np.float64) - want.astype(np.float64)) / np.spacing(np.abs(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fast_exp_nonpositive_within_two_ulp(dtype):
+    """fast_math.h's vectorizable exp against NumPy's on a dense grid of x <= 0, down to the
+    underflow threshold (where it returns exactly 0)."""
+    low = -700.0 if dtype == np.float64 else -85.0
+    x = np.concatenate([np.linspace(low, 0.0, 200_001), -np.logspace(-12, 0, 2001), [0.0]])
+    x = x.astype(dtype)
+    got = _core.fast_exp_nonpositive(x)
+    assert got.dtype == dtype
+    assert ulp_error(got, np.exp(x)).max() <= 2.0
+    assert _core.fast_exp_nonpositive(np.array([-1e4, -800.0], dtype=dtype)).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fast_log1p_unit_within_four_ulp(dtype):
+    """fast_math.h's log1p on [0, 1] (the log loss's log(1 + exp(-|z|))) against NumPy's,
+    including tiny arguments, where log1p(x) ~ x must keep full relative accuracy, and both
+    sides of the sqrt(2) reduction point."""
+    x = np.concatenate([np.linspace(0.0, 1.0, 200_001), np.logspace(-300 if dtype == np.float64
+                                                                    else -37, -1, 4001),
+                        [np.sqrt(2.0) - 1.0 + d for d in (-1e-9, 0.0, 1e-9)]])
+    x = x.astype(dtype)
+    got = _core.fast_log1p_unit(x)
+    want = np.log1p(x.astype(np.float64)).astype(dtype)
+    nonzero = want != 0
+    assert got.dtype == dtype
+    assert ulp_error(got[nonzero], want[nonzero]).max() <= 4.0
+    assert np.all(got[~nonzero] == 0)

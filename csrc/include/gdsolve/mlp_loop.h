@@ -14,6 +14,7 @@
 #include "clip.h"
 #include "codes.h"
 #include "config.h"
+#include "fast_math.h"
 #include "loop_common.h"
 #include "losses.h"
 #include "optimizers.h"
@@ -197,68 +198,6 @@ inline void times_derivative_colsum(int code, T* d, const T* a, gds_int64 nb, gd
 
 // log(1 + exp(z)) without overflow.
 template <class T> inline T softplus(T z) { return log1pexp_neg(-z); }
-
-// exp(x) for x <= 0 without a libm call, so that loops over it vectorize (the batch softmax):
-// 2^k * P(r) with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), P the Taylor
-// polynomial of exp on |r| <= ln(2)/2 to degree 13 (double) / 7 (float), truncation error below
-// half an ulp (measured: at most 1 ulp overall). Rounding and 2^k use the "shifter" 1.5 * 2^52
-// (2^23 in float): adding it rounds to an integer that lands in the low mantissa bits, from where
-// it moves to the exponent field (floor() would not vectorize without -fno-trapping-math).
-// Below the smallest normal number it returns 0. The clamp is arithmetic, not `?:`: gcc 12 does not
-// if-convert a conditional inside an inlined function and then leaves the loop scalar.
-inline double exp_nonpositive(double x) {
-    const double underflow = static_cast<double>(x < -708.0);
-    x += (-708.0 - x) * underflow;
-    const double shifter = 6755399441055744.0;  // 2^52 + 2^51
-    const double kd = x * 1.4426950408889634 + shifter;
-    const double k = kd - shifter;
-    const double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0;  // 1/13!
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    std::int64_t kbits, sbits;
-    std::memcpy(&kbits, &kd, sizeof kbits);
-    std::memcpy(&sbits, &shifter, sizeof sbits);
-    const std::int64_t ebits = (kbits - sbits + 1023) << 52;  // k in [-1022, 0] -> 2^k
-    double scale;
-    std::memcpy(&scale, &ebits, sizeof scale);
-    return p * scale * (1.0 - underflow);
-}
-
-inline float exp_nonpositive(float x) {
-    const float underflow = static_cast<float>(x < -87.0f);
-    x += (-87.0f - x) * underflow;
-    const float shifter = 12582912.0f;  // 2^23 + 2^22
-    const float kf = x * 1.44269504f + shifter;
-    const float k = kf - shifter;
-    const float r = (x - k * 0.693359375f) - k * -2.12194440e-4f;
-    float p = 1.0f / 5040.0f;  // 1/7!
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    std::int32_t kbits, sbits;
-    std::memcpy(&kbits, &kf, sizeof kbits);
-    std::memcpy(&sbits, &shifter, sizeof sbits);
-    const std::int32_t ebits = (kbits - sbits + 127) << 23;  // k in [-126, 0] -> 2^k
-    float scale;
-    std::memcpy(&scale, &ebits, sizeof scale);
-    return p * scale * (1.0f - underflow);
-}
 
 // Softmax cross-entropy of a whole batch of logits z (nb x k) against `labels`: returns the summed
 // loss and leaves scale * (softmax(z) - onehot) in z. The same result as softmax_cross_entropy
