@@ -1,7 +1,8 @@
 # Cython declarations of the C++ core (csrc/include/gdsolve/*.h) shared by every binding module,
 # plus converters from the plain Python dicts built by gdsolve.optim / gdsolve.schedules to the
-# C++ config structs. No logic lives here.
+# C++ config structs, and the Ctrl-C poll both training loops call back into. No math here.
 
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int64_t
 
 cdef extern from "gdsolve/config.h":
@@ -195,3 +196,15 @@ cdef inline ScheduleConfig schedule_config_from_dict(dict d) except *:
     s.warmup_steps = float(d.get("warmup_steps", 0.0))
     s.warmup_start_factor = float(d.get("warmup_start_factor", 0.0))
     return s
+
+
+cdef inline int check_signals_for_loop(void* context) noexcept nogil:
+    # The compiled loops' Ctrl-C poll (called at most every ~0.1 s with the GIL released): runs
+    # Python's signal handlers; a KeyboardInterrupt becomes the return value 1, which stops the
+    # loop (the estimator then warns and keeps the last completed epoch), and is cleared here.
+    with gil:
+        try:
+            PyErr_CheckSignals()  # raises KeyboardInterrupt after Ctrl-C
+        except BaseException:
+            return 1
+    return 0

@@ -13,11 +13,11 @@ import traceback
 import numpy as np
 
 cimport numpy as cnp
-from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
 from gdsolve._cdefs cimport (
-    OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, optimizer_config_from_dict,
+    OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, check_signals_for_loop,
+    optimizer_config_from_dict,
     plateau_config_from_dict,
     schedule_config_from_dict, gds_int64,
 )
@@ -116,17 +116,6 @@ cdef extern from "gdsolve/linear_loop.h" namespace "gds":
     int fit_linear_f32(const LinearConfig& cfg, const LinearData[float]& data,
                        LinearState[float]& st, LinearReport& rep,
                        const LinearCallbacks& cb) nogil
-
-
-cdef int _check_signals(void* context) noexcept nogil:
-    # Runs Python's signal handlers; a KeyboardInterrupt becomes a status code (the estimator
-    # warns and keeps the last completed epoch), so the pending exception is cleared here.
-    with gil:
-        try:
-            PyErr_CheckSignals()  # raises KeyboardInterrupt after Ctrl-C
-        except BaseException:
-            return 1
-    return 0
 
 
 cdef void _epoch_callback(void* context, int epoch, double objective, double score, double lr,
@@ -301,7 +290,7 @@ cdef dict _run(LinearConfig cfg, object X, bint sparse, object dtype, object y,
 
     rep.loss_curve = &lc[0]
     rep.val_scores = &vs[0]
-    cb.interrupt = _check_signals
+    cb.interrupt = check_signals_for_loop
     cb.interrupt_context = NULL
     cb.interrupt_interval = interrupt_interval
     cb.epoch = NULL

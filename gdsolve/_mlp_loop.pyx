@@ -9,13 +9,12 @@ call per fit / loss-gradient / prediction. No math here.
 import numpy as np
 
 cimport numpy as cnp
-from cpython.exc cimport PyErr_Clear
 from libc.stdint cimport uint64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from gdsolve._cdefs cimport (
-    OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, gds_int64, plateau_config_from_dict,
-    optimizer_config_from_dict, schedule_config_from_dict,
+    OptimizerConfig, ScheduleConfig, ReduceOnPlateauConfig, check_signals_for_loop, gds_int64,
+    plateau_config_from_dict, optimizer_config_from_dict, schedule_config_from_dict,
 )
 
 cnp.import_array()
@@ -101,19 +100,6 @@ cdef extern from "gdsolve/mlp_loop.h" namespace "gds":
                          const MlpData[double]& d, double* out) nogil
     void mlp_predict_f32(const MlpShape& shape, sgemm_fn gemm, const float* params,
                          const MlpData[float]& d, float* out) nogil
-
-
-cdef extern from "Python.h":
-    # Declared without Cython's `except -1`: in a noexcept callback Cython would print and
-    # swallow the KeyboardInterrupt and return 0, so the loop would never see it.
-    int _raw_check_signals "PyErr_CheckSignals" ()
-
-
-cdef int _check_signals(void* context) noexcept nogil:
-    # Called from the loop at most every ~0.1 s: lets Ctrl-C stop a nogil fit. A nonzero return
-    # stops the loop; the pending KeyboardInterrupt is cleared after the loop returns.
-    with gil:
-        return _raw_check_signals()
 
 
 cdef void _print_epoch(void* context, int epoch, double loss, double score) noexcept nogil:
@@ -256,7 +242,7 @@ def fit(units, int activation, int loss, floating[::1] params, floating[::1] slo
     cdef MlpFitState st
     cdef MlpFitResult res
     cdef MlpCallbacks callbacks
-    callbacks.interrupt = _check_signals
+    callbacks.interrupt = check_signals_for_loop
     callbacks.interrupt_context = NULL
     callbacks.epoch = _print_epoch
     callbacks.epoch_context = NULL
@@ -312,9 +298,6 @@ def fit(units, int activation, int loss, floating[::1] params, floating[::1] slo
             res = mlp_fit_f32(shape, <sgemm_fn>sgemm, &params[0], &slot0[0], &slot1[0],
                               &slot2[0], &best_params[0], train_d, val_d, opt, sched, pc, cfg,
                               st, &loss_curve[0], &val_scores[0], callbacks)
-    if res.status == 3:
-        # the KeyboardInterrupt raised by the signal check was turned into a status code
-        PyErr_Clear()
 
     state.update(
         optimizer_step=st.optimizer_step, mu_product=st.mu_product,
