@@ -47,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats per method")
     p.add_argument("--dtypes", default="float64,float32")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help="BLAS / torch threads for every method")
+                   help="BLAS / torch / gdsolve threads for every method")
     p.add_argument("--pause", type=float, default=0.3,
                    help="seconds of sleep between runs, so one library's idle BLAS threads have "
                         "stopped spinning before the next library runs")
@@ -187,6 +187,7 @@ def environment(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    os.environ["GDSOLVE_NUM_THREADS"] = str(args.threads)  # gdsolve's own batch-sharing threads
     methods = [("gdsolve SGDMLPClassifier", run_gdsolve)]
     if not args.no_sklearn:
         methods.append(("sklearn MLPClassifier", run_sklearn))

@@ -29,12 +29,21 @@ FIT_STATUS = {
 
 
 def available_threads():
-    """Threads the compiled loops may use to share a batch: the CPUs this process may run on
-    (at most 8)."""
+    """Threads the compiled loops may use to share a batch: the CPUs this process may run on, at
+    most 8, and at most the environment variable GDSOLVE_NUM_THREADS when it is set."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
+    limit = os.environ.get("GDSOLVE_NUM_THREADS", "").strip()
+    if limit:
+        try:
+            wanted = int(limit)
+        except ValueError:
+            wanted = 0
+        if wanted < 1:
+            raise ValueError(f"GDSOLVE_NUM_THREADS must be a positive integer, got {limit!r}")
+        n = min(n, wanted)
     return max(1, min(n, 8))
 
 

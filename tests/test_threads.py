@@ -110,3 +110,16 @@ def test_row_pass_reads_every_row_once(dtype, threads):
     assert checksum == pytest.approx(float(X.astype(np.float64).sum()), rel=1e-4, abs=1e-3)
     with pytest.raises(ValueError, match="beyond X"):
         _linear_loop.row_pass(X, np.array([0, 1000]), threads)
+
+
+def test_num_threads_environment_variable(monkeypatch):
+    from gdsolve._base import available_threads
+
+    monkeypatch.setenv("GDSOLVE_NUM_THREADS", "1")
+    assert available_threads() == 1
+    monkeypatch.setenv("GDSOLVE_NUM_THREADS", "64")
+    assert 1 <= available_threads() <= 8
+    for bad in ("0", "two", "-3"):
+        monkeypatch.setenv("GDSOLVE_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="GDSOLVE_NUM_THREADS must be a positive integer"):
+            available_threads()
