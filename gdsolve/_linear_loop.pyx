@@ -63,6 +63,7 @@ cdef extern from "gdsolve/linear_loop.h" namespace "gds":
         int clip
         double clip_limit
         int n_threads
+        int gather_rows
 
     cdef cppclass LinearData[T]:
         int sparse
@@ -109,6 +110,7 @@ cdef extern from "gdsolve/linear_loop.h" namespace "gds":
         double* val_scores
         double seconds
         int used_per_sample
+        int used_gather
 
     int fit_linear_f64(const LinearConfig& cfg, const LinearData[double]& data,
                        LinearState[double]& st, LinearReport& rep,
@@ -202,6 +204,7 @@ cdef LinearConfig _config(dict c) except *:
     cfg.clip = int(c.get("clip", 0))
     cfg.clip_limit = float(c.get("clip_limit", 0.0))
     cfg.n_threads = int(c.get("n_threads", 1))
+    cfg.gather_rows = int(c.get("gather_rows", -1))
     if cfg.n_outputs < 1 or cfg.max_iter < 1 or cfg.n_iter_no_change < 1:
         raise ValueError("n_outputs, max_iter and n_iter_no_change must be >= 1")
     return cfg
@@ -318,6 +321,7 @@ cdef dict _run(LinearConfig cfg, object X, bint sparse, object dtype, object y,
         "stop_epoch": rep.stop_epoch,
         "seconds": rep.seconds,
         "per_sample": bool(rep.used_per_sample),
+        "gathered": bool(rep.used_gather),
     }
 
 

@@ -61,6 +61,9 @@ _CLASSIFICATION_LOSSES = {"log_loss": Loss.LOG, "log": Loss.LOG}
 _LOSS_CURVATURE = {Loss.SQUARED: 1.0, Loss.HUBER: 1.0, Loss.EPSILON_INSENSITIVE: 1.0,
                    Loss.LOG: 0.25, Loss.SOFTMAX: 0.5}
 _GRAM_MAX_FEATURES = 2000
+# Shuffled per-sample epochs: -1 lets the loop decide whether a helper thread gathers the rows
+# (data beyond the caches and a spare CPU), 0 / 1 force it off / on (the tests use both).
+_GATHER_ROWS = -1
 
 
 def lipschitz_constant(X, sample_weight, fit_intercept, rows=None):
@@ -249,6 +252,7 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
             "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
             "clip_limit": float(self.clip_grad_norm or 0.0),
             "n_threads": available_threads(),
+            "gather_rows": _GATHER_ROWS,
         }
 
     @staticmethod
@@ -362,6 +366,7 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
         self.n_iter_ = int(max(r["n_epochs"] for r in reports))
         self.t_ = float(max(st["t"] for st in states))
         self._loop_seconds = float(sum(r["seconds"] for r in reports))  # compiled epochs only
+        self._loop_gathered = any(r["gathered"] for r in reports)  # rows gathered by a helper
         self.loss_curve_ = curves[0] if len(curves) == 1 else curves
         self.validation_scores_ = scores[0] if len(scores) == 1 else scores
         return coef, intercept

@@ -20,6 +20,7 @@ from sklearn.datasets import load_breast_cancer, load_iris, make_classification
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.preprocessing import StandardScaler
 
+import gdsolve.linear_model as linear_model
 from gdsolve import SGDLinearRegression, SGDLogistic, _linear_loop
 from gdsolve._base import FitInterruptedWarning
 from gdsolve._codes import Loss
@@ -286,7 +287,10 @@ def test_divergence_raises_and_keeps_the_previous_model():
     assert_array_equal(est.intercept_, intercept)
 
 
-def test_ctrl_c_stops_promptly_and_keeps_the_last_epoch():
+@pytest.mark.parametrize("gather", [0, 1], ids=["direct", "gathered-rows"])
+def test_ctrl_c_stops_promptly_and_keeps_the_last_epoch(monkeypatch, gather):
+    # gathered: a helper thread feeds the rows; the interrupt must stop and join it too
+    monkeypatch.setattr(linear_model, "_GATHER_ROWS", gather)
     X, y = make_classification(20000, 50, random_state=0)
     est = SGDLogistic(max_iter=100000, tol=None, random_state=0)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))

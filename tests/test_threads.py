@@ -123,3 +123,55 @@ def test_num_threads_environment_variable(monkeypatch):
         monkeypatch.setenv("GDSOLVE_NUM_THREADS", bad)
         with pytest.raises(ValueError, match="GDSOLVE_NUM_THREADS must be a positive integer"):
             available_threads()
+
+
+GATHER_CONFIGS = [
+    dict(),  # the plain per-sample loop: binary log loss, L2
+    dict(penalty="elasticnet", l1_ratio=0.3, alpha=1e-3, average=10),  # cumulative L1, ASGD
+    dict(multiclass=True),  # multinomial softmax: the general per-sample loop
+]
+
+
+@pytest.mark.parametrize("config", GATHER_CONFIGS, ids=["simple", "l1-average", "softmax"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gathered_rows_give_the_same_model(monkeypatch, config, sparse, dtype):
+    """Shuffled per-sample SGD with a helper thread copying the epoch's rows into a ring of
+    chunks (linear_loop.h RowGatherer) must equal the direct loop bit for bit: same rows, same
+    order, same arithmetic. 10,000 rows fill the 8 chunks of 1,024 rows and wrap around."""
+    config = dict(config)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10_000, 30)).astype(dtype)
+    if config.pop("multiclass", False):
+        y = np.argmax(X[:, :3] + 0.3 * rng.standard_normal((10_000, 3)), axis=1)
+    else:
+        y = (X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.standard_normal(10_000) > 0).astype(int)
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0).astype(dtype))
+    weights = rng.uniform(0.5, 2.0, 10_000)
+
+    def fit(gather):
+        monkeypatch.setattr(linear_model, "_GATHER_ROWS", gather)
+        return SGDLogistic(max_iter=3, tol=None, random_state=0, **config).fit(
+            X, y, sample_weight=weights)
+
+    direct, gathered = fit(0), fit(1)
+    assert not direct._loop_gathered and gathered._loop_gathered
+    assert_array_equal(gathered.coef_, direct.coef_)
+    assert_array_equal(gathered.intercept_, direct.intercept_)
+    assert_array_equal(gathered.loss_curve_, direct.loss_curve_)
+    assert gathered.t_ == direct.t_
+
+
+def test_gather_is_automatic_only_for_large_shuffled_data(monkeypatch):
+    monkeypatch.setattr(linear_model, "available_threads", lambda: 2)
+    X = np.random.default_rng(0).standard_normal((200, 5))
+    y = (X[:, 0] > 0).astype(int)
+    small = SGDLogistic(max_iter=2, tol=None, random_state=0).fit(X, y)
+    assert not small._loop_gathered  # 8 KB of rows stay in cache: no helper thread
+    Xl = np.random.default_rng(0).standard_normal((11_000, 100))  # 8.8 MB
+    yl = (Xl[:, 0] > 0).astype(int)
+    assert SGDLogistic(max_iter=1, tol=None, random_state=0).fit(Xl, yl)._loop_gathered
+    assert not SGDLogistic(max_iter=1, tol=None, shuffle=False).fit(Xl, yl)._loop_gathered
+    monkeypatch.setattr(linear_model, "available_threads", lambda: 1)
+    assert not SGDLogistic(max_iter=1, tol=None, random_state=0).fit(Xl, yl)._loop_gathered

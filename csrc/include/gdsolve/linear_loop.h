@@ -207,6 +207,7 @@ struct LinearConfig {
     int clip;                 // gds::Clip applied to the data gradient
     double clip_limit;
     int n_threads;            // threads that share each batch's rows (mini and full batch); 1 = none
+    int gather_rows;          // per-sample, shuffled: helper thread gathers rows (-1 auto, 0 off, 1 on)
 };
 
 // One data set view: rows `train_rows` train, `val_rows` (optional) give the early-stopping score.
@@ -262,6 +263,7 @@ struct LinearReport {
     double* val_scores;    // max_iter slots: validation score per epoch (when n_val > 0)
     double seconds;        // time spent in the epoch loop
     int used_per_sample;   // 1 if the per-sample scale-factor path ran
+    int used_gather;       // 1 if a helper thread gathered the shuffled rows
 };
 
 // ---- Internals ---------------------------------------------------------------------------------
@@ -382,7 +384,7 @@ bool per_sample_epoch_simple(const Problem<T, Rows>& pb, const PerSampleSettings
     const gds_int64 d = pb.d;
     T* v = w.p.data();
     T b = v[d];
-    double s = w.wscale, t = w.t, sum = 0.0;
+    double s = w.wscale, t = w.t, sum = loss_sum;  // continues the caller's running sum
     gds_int64 step = w.step;
     const double lr_factor = w.lr_factor, l2 = ps.l2;
     const T* y = pb.y;
@@ -438,8 +440,8 @@ bool per_sample_epoch_simple(const Problem<T, Rows>& pb, const PerSampleSettings
     return completed;
 }
 
-// One pass over `order`; returns false when interrupted (work then partially updated: caller
-// restores its epoch snapshot).
+// One pass over `order`, adding to loss_sum; returns false when interrupted (work then partially
+// updated: caller restores its epoch snapshot).
 template <class T, class Rows>
 bool per_sample_epoch(const Problem<T, Rows>& pb, const PerSampleSettings& ps,
                       const ScheduleConfig& sched, Work<T>& w, const RowIndex* order,
@@ -455,7 +457,7 @@ bool per_sample_epoch(const Problem<T, Rows>& pb, const PerSampleSettings& ps,
     T* zp = K > 64 ? zbig.data() : z;
     std::vector<T> upd_buf(K);
     T* upd = upd_buf.data();
-    double sum = 0.0;
+    double sum = loss_sum;  // continues the caller's running sum
     const bool l1_on = ps.l1 > 0.0;
     for (gds_int64 ii = 0; ii < n; ++ii) {
         const gds_int64 i = order[ii];
@@ -554,6 +556,142 @@ bool per_sample_epoch(const Problem<T, Rows>& pb, const PerSampleSettings& ps,
     loss_sum = sum;
     return true;
 }
+
+// ---- Shuffled rows gathered ahead by a helper thread (per-sample SGD) --------------------------
+
+// Per-sample SGD is sequential: on a shuffled epoch its loads wait on memory a row at a time, and
+// software prefetching overlaps them with the update chain only in part. A helper thread copies
+// the epoch's rows (and their targets and weights), in the epoch's order, into a ring of chunks
+// ahead of the training thread, which reads each chunk as contiguous memory through the same
+// per-sample code. Same rows, same order, same arithmetic: the model equals the direct loop's bit
+// for bit.
+template <class T> struct GatherChunk {
+    gds_int64 count = 0;
+    std::vector<T> X;                    // dense rows, count x d
+    std::vector<T> data;                 // CSR rows
+    std::vector<std::int32_t> indices;
+    std::vector<gds_int64> indptr;
+    std::vector<T> y, sw;
+};
+
+template <class T, class Rows> class RowGatherer {
+  public:
+    static constexpr gds_int64 kChunkRows = 1024;
+    static constexpr int kSlots = 8;
+
+    RowGatherer(const Problem<T, Rows>& pb, const RowIndex* order, gds_int64 n)
+        : pb_(pb), order_(order), n_(n), n_chunks_((n + kChunkRows - 1) / kChunkRows),
+          slots_(kSlots) {
+        for (auto& ch : slots_) {
+            if (Rows::kDense) ch.X.resize(static_cast<std::size_t>(kChunkRows * pb.d));
+            else ch.indptr.resize(kChunkRows + 1);
+            ch.y.resize(kChunkRows);
+            if (pb.sw) ch.sw.resize(kChunkRows);
+        }
+        thread_ = std::thread(&RowGatherer::produce, this);
+    }
+    RowGatherer(const RowGatherer&) = delete;
+    RowGatherer& operator=(const RowGatherer&) = delete;
+    ~RowGatherer() {
+        stop_.store(true, std::memory_order_release);
+        thread_.join();
+    }
+
+    gds_int64 n_chunks() const { return n_chunks_; }
+
+    // The problem restricted to chunk c, its rows in order (blocks until the helper has it).
+    Problem<T, Rows> acquire(gds_int64 c) {
+        for (std::uint32_t spins = 0; produced_.load(std::memory_order_acquire) <= c; ++spins) {
+            if (spins < (1u << 14)) GDS_SPIN_PAUSE();
+            else std::this_thread::yield();
+        }
+        const GatherChunk<T>& ch = slots_[c % kSlots];
+        Problem<T, Rows> part = pb_;
+        part.X = view(ch);
+        part.y = ch.y.data();
+        part.sw = pb_.sw ? ch.sw.data() : nullptr;
+        return part;
+    }
+    gds_int64 count(gds_int64 c) const { return std::min(n_, (c + 1) * kChunkRows) - c * kChunkRows; }
+    void release(gds_int64 c) { consumed_.store(c + 1, std::memory_order_release); }
+
+  private:
+    DenseRows<T> view_dense(const GatherChunk<T>& ch) const {
+        return DenseRows<T>{ch.X.data(), ch.count, pb_.d, pb_.d};
+    }
+    CsrRows<T> view_csr(const GatherChunk<T>& ch) const {
+        CsrRows<T> rows{ch.data.data(), ch.indices.data(), ch.indptr.data(), ch.count, pb_.d};
+        rows.prefetch_lines = pb_.X.prefetch_lines;
+        rows.prefetch_index_lines = pb_.X.prefetch_index_lines;
+        return rows;
+    }
+    Rows view(const GatherChunk<T>& ch) const {
+        if constexpr (Rows::kDense) return view_dense(ch);
+        else return view_csr(ch);
+    }
+
+    void fill(GatherChunk<T>& ch, gds_int64 a, gds_int64 e) {
+        const gds_int64 m = e - a;
+        ch.count = m;
+        const RowIndex* rows = order_ + a;
+        for (gds_int64 j = 0; j < m; ++j) {
+            ch.y[j] = pb_.y[rows[j]];
+            if (pb_.sw) ch.sw[j] = pb_.sw[rows[j]];
+        }
+        if constexpr (Rows::kDense) {
+            const gds_int64 d = pb_.d;
+            for (gds_int64 j = 0; j < m; ++j) {
+                if (j + 8 < m) pb_.X.prefetch(rows[j + 8]);
+                std::memcpy(ch.X.data() + j * d, pb_.X.row(rows[j]),
+                            sizeof(T) * static_cast<std::size_t>(d));
+            }
+        } else {
+            const CsrRows<T>& X = pb_.X;
+            ch.indptr[0] = 0;
+            for (gds_int64 j = 0; j < m; ++j) ch.indptr[j + 1] = ch.indptr[j] + X.row_nnz(rows[j]);
+            const std::size_t nnz = static_cast<std::size_t>(ch.indptr[m]);
+            if (ch.data.size() < nnz) {
+                ch.data.resize(nnz);
+                ch.indices.resize(nnz);
+            }
+            for (gds_int64 j = 0; j < m; ++j) {
+                if (j + 8 < m) X.prefetch(rows[j + 8]);
+                const gds_int64 from = X.indptr[rows[j]], len = ch.indptr[j + 1] - ch.indptr[j];
+                std::memcpy(ch.data.data() + ch.indptr[j], X.data + from,
+                            sizeof(T) * static_cast<std::size_t>(len));
+                std::memcpy(ch.indices.data() + ch.indptr[j], X.indices + from,
+                            sizeof(std::int32_t) * static_cast<std::size_t>(len));
+            }
+        }
+    }
+
+    void produce() {
+        for (gds_int64 c = 0; c < n_chunks_; ++c) {
+            for (std::uint32_t spins = 0;
+                 c - consumed_.load(std::memory_order_acquire) >= kSlots; ++spins) {
+                if (stop_.load(std::memory_order_acquire)) return;
+                if (spins < (1u << 10)) GDS_SPIN_PAUSE();
+                else std::this_thread::yield();
+            }
+            if (stop_.load(std::memory_order_acquire)) return;
+            fill(slots_[c % kSlots], c * kChunkRows, std::min(n_, (c + 1) * kChunkRows));
+            produced_.store(c + 1, std::memory_order_release);
+        }
+    }
+
+    const Problem<T, Rows>& pb_;
+    const RowIndex* order_;
+    const gds_int64 n_, n_chunks_;
+    std::vector<GatherChunk<T>> slots_;
+    alignas(64) std::atomic<gds_int64> produced_{0};
+    alignas(64) std::atomic<gds_int64> consumed_{0};
+    alignas(64) std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+// Bytes of row data above which a shuffled per-sample epoch gathers its rows on a helper thread
+// (smaller data sits in cache, where the copy would only cost).
+constexpr double kGatherMinBytes = 8.0 * (1 << 20);
 
 // ---- Batch gradients (mini-batch and full batch), optionally threaded ------------------------
 
@@ -986,6 +1124,17 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
         scr.z.assign(members, std::vector<T>(Rows::kDense ? kGroupRows * K : 0));
         scr.g.assign(n_all, T(0));
     }
+    // Shuffled per-sample epochs on data larger than the caches: rows gathered by a helper thread.
+    const double row_bytes =
+        Rows::kDense ? static_cast<double>(data.n_rows) * static_cast<double>(d) * sizeof(T)
+                     : static_cast<double>(data.indptr[data.n_rows] - data.indptr[0]) *
+                           (sizeof(T) + sizeof(std::int32_t));
+    const bool gather = per_sample && cfg.shuffle &&
+                        (cfg.gather_rows > 0 ||
+                         (cfg.gather_rows < 0 && n_threads > 1 && row_bytes >= kGatherMinBytes));
+    std::vector<RowIndex> identity(gather ? RowGatherer<T, Rows>::kChunkRows : 0);
+    for (std::size_t j = 0; j < identity.size(); ++j) identity[j] = static_cast<RowIndex>(j);
+    report.used_gather = gather ? 1 : 0;
     const PerSampleSettings ps{pen.l1, pen.l2, cfg.fit_intercept,
                                cfg.clip == static_cast<int>(Clip::NORM), cfg.clip_limit,
                                cfg.average_start};
@@ -1014,7 +1163,19 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
         if (cfg.shuffle && !full) shuffle_in_place(order, rng);
         double loss_sum = 0.0, penalty_before = 0.0;
         bool completed = true;
-        if (per_sample && K == 1 && !w.averaging && pen.l1 == 0.0) {
+        const bool simple = K == 1 && !w.averaging && pen.l1 == 0.0;
+        if (per_sample && gather) {
+            RowGatherer<T, Rows> gatherer(pb, order.data(), n_train);
+            for (gds_int64 c = 0; c < gatherer.n_chunks() && completed; ++c) {
+                const Problem<T, Rows> part = gatherer.acquire(c);
+                const gds_int64 m = gatherer.count(c);
+                completed = simple ? per_sample_epoch_simple(part, ps, cfg.schedule, w,
+                                                             identity.data(), m, loss_sum, checker)
+                                   : per_sample_epoch(part, ps, cfg.schedule, w, identity.data(),
+                                                      m, loss_sum, checker);
+                gatherer.release(c);
+            }
+        } else if (per_sample && simple) {
             completed = per_sample_epoch_simple(pb, ps, cfg.schedule, w, order.data(), n_train,
                                                 loss_sum, checker);
         } else if (per_sample) {
