@@ -619,11 +619,16 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         return X, y, sample_weight
 
     def _weights_with_classes(self, y, sample_weight, dtype):
-        # compute_class_weight also checks that y holds no label outside classes_
-        class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
         y_idx = np.searchsorted(self.classes_, y)
         if self.class_weight is None:
+            # a label outside classes_ lands on a neighbour or past the end (scikit-learn's
+            # message); one vectorised compare instead of compute_class_weight's np.unique
+            found = self.classes_[np.minimum(y_idx, len(self.classes_) - 1)] == y
+            if not np.all(found):
+                raise ValueError("classes should include all valid labels that can be in y")
             return y_idx, sample_weight
+        # compute_class_weight also checks that y holds no label outside classes_
+        class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
         sw = class_weight[y_idx].astype(dtype)
         if sample_weight is not None:
             sw *= sample_weight

@@ -138,7 +138,7 @@ GATHER_CONFIGS = [
 def test_gathered_rows_give_the_same_model(monkeypatch, config, sparse, dtype):
     """Shuffled per-sample SGD with a helper thread copying the epoch's rows into a ring of
     chunks (linear_loop.h RowGatherer) must equal the direct loop bit for bit: same rows, same
-    order, same arithmetic. 10,000 rows fill the 8 chunks of 1,024 rows and wrap around."""
+    order, same arithmetic. 10,000 rows fill the ring's 8 chunks of 512 rows twice over."""
     config = dict(config)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((10_000, 30)).astype(dtype)

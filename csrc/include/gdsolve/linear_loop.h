@@ -576,7 +576,7 @@ template <class T> struct GatherChunk {
 
 template <class T, class Rows> class RowGatherer {
   public:
-    static constexpr gds_int64 kChunkRows = 1024;
+    static constexpr gds_int64 kChunkRows = 512;
     static constexpr int kSlots = 8;
 
     RowGatherer(const Problem<T, Rows>& pb, const RowIndex* order, gds_int64 n)
