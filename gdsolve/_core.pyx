@@ -205,23 +205,16 @@ def plateau_stop(dict state, double value, double tol, int n_iter_no_change,
     return bool(keep_going), lr_factor
 
 
-def fast_exp_nonpositive(const floating[::1] x):
-    """exp(x) for x <= 0 by fast_math.h's vectorizable polynomial (for the accuracy tests)."""
+def fast_math(str function, const floating[::1] x):
+    """fast_math.h's vectorizable `exp_nonpositive` (x <= 0) or `log1p_unit` (0 <= x <= 1)
+    element by element, in x's dtype (for the accuracy tests)."""
+    if function not in ("exp_nonpositive", "log1p_unit"):
+        raise ValueError(f"unknown fast_math function {function!r}")
+    cdef bint exp_fn = function == "exp_nonpositive"
     out = np.empty(x.shape[0], dtype=np.float64 if floating is double else np.float32)
     cdef floating[::1] o = out
     cdef Py_ssize_t i
     with nogil:
         for i in range(x.shape[0]):
-            o[i] = exp_nonpositive(x[i])
-    return out
-
-
-def fast_log1p_unit(const floating[::1] x):
-    """log(1 + x) for 0 <= x <= 1 by fast_math.h's vectorizable series (for the accuracy tests)."""
-    out = np.empty(x.shape[0], dtype=np.float64 if floating is double else np.float32)
-    cdef floating[::1] o = out
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            o[i] = log1p_unit(x[i])
+            o[i] = exp_nonpositive(x[i]) if exp_fn else log1p_unit(x[i])
     return out

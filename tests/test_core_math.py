@@ -252,10 +252,11 @@ def test_fast_exp_nonpositive_within_two_ulp(dtype):
     low = -700.0 if dtype == np.float64 else -85.0
     x = np.concatenate([np.linspace(low, 0.0, 200_001), -np.logspace(-12, 0, 2001), [0.0]])
     x = x.astype(dtype)
-    got = _core.fast_exp_nonpositive(x)
+    got = _core.fast_math("exp_nonpositive", x)
     assert got.dtype == dtype
     assert ulp_error(got, np.exp(x)).max() <= 2.0
-    assert _core.fast_exp_nonpositive(np.array([-1e4, -800.0], dtype=dtype)).tolist() == [0, 0]
+    tiny = _core.fast_math("exp_nonpositive", np.array([-1e4, -800.0], dtype=dtype))
+    assert tiny.tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -267,7 +268,7 @@ def test_fast_log1p_unit_within_four_ulp(dtype):
                                                                     else -37, -1, 4001),
                         [np.sqrt(2.0) - 1.0 + d for d in (-1e-9, 0.0, 1e-9)]])
     x = x.astype(dtype)
-    got = _core.fast_log1p_unit(x)
+    got = _core.fast_math("log1p_unit", x)
     want = np.log1p(x.astype(np.float64)).astype(dtype)
     nonzero = want != 0
     assert got.dtype == dtype
