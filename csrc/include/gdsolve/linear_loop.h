@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -588,19 +589,27 @@ template <class T, class Rows> class RowGatherer {
             ch.y.resize(kChunkRows);
             if (pb.sw) ch.sw.resize(kChunkRows);
         }
-        thread_ = std::thread(&RowGatherer::produce, this);
+        try {
+            thread_ = std::thread(&RowGatherer::produce, this);
+        } catch (const std::system_error&) {  // no thread: fill every chunk here, on demand
+            inline_ = true;
+        }
     }
     RowGatherer(const RowGatherer&) = delete;
     RowGatherer& operator=(const RowGatherer&) = delete;
     ~RowGatherer() {
         stop_.store(true, std::memory_order_release);
-        thread_.join();
+        if (thread_.joinable()) thread_.join();
     }
 
     gds_int64 n_chunks() const { return n_chunks_; }
 
     // The problem restricted to chunk c, its rows in order (blocks until the helper has it).
     Problem<T, Rows> acquire(gds_int64 c) {
+        if (inline_) {
+            fill(slots_[c % kSlots], c * kChunkRows, std::min(n_, (c + 1) * kChunkRows));
+            produced_.store(c + 1, std::memory_order_relaxed);
+        }
         for (std::uint32_t spins = 0; produced_.load(std::memory_order_acquire) <= c; ++spins) {
             if (spins < (1u << 14)) GDS_SPIN_PAUSE();
             else std::this_thread::yield();
@@ -686,6 +695,7 @@ template <class T, class Rows> class RowGatherer {
     alignas(64) std::atomic<gds_int64> produced_{0};
     alignas(64) std::atomic<gds_int64> consumed_{0};
     alignas(64) std::atomic<bool> stop_{false};
+    bool inline_ = false;
     std::thread thread_;
 };
 

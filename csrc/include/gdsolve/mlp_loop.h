@@ -762,9 +762,12 @@ inline MlpFitResult mlp_fit(const MlpShape& shape, GemmFn<T> gemm, T* params, T*
     const bool early = val.n_rows > 0;
     // A team shares each batch's rows when there are threads and rows enough: member m has its
     // own workspace and gradient; member 0's workspace also serves unsplit batches and validation.
-    const int members = mlp_team_size(cfg.n_threads, bs);
+    int members = mlp_team_size(cfg.n_threads, bs);
     std::unique_ptr<WorkerTeam> team;
-    if (members > 1) team.reset(new WorkerTeam(members));
+    if (members > 1) {
+        team.reset(new WorkerTeam(members));
+        members = team->size();  // fewer if the system refused a thread
+    }
     std::vector<MlpWorkspace<T>> workspaces;
     workspaces.reserve(members);
     workspaces.emplace_back(lay, bs, train.X != nullptr);

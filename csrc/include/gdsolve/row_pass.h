@@ -48,9 +48,9 @@ template <class T>
 inline double row_pass_seconds(const T* X, gds_int64 n_rows, gds_int64 n_cols, gds_int64 ld,
                                const std::uint32_t* order, gds_int64 n, const T* w, int n_threads,
                                double& checksum) {
-    const int members = std::max(1, std::min(n_threads, kMaxTeamSize));
+    WorkerTeam team(std::max(1, std::min(n_threads, kMaxTeamSize)));
+    const int members = team.size();
     RowPassJob<T> job{DenseRows<T>{X, n_rows, n_cols, ld}, order, n, w, members, {}};
-    WorkerTeam team(members);
     const TeamJob fn = sizeof(T) == sizeof(double) ? row_pass_job_f64 : row_pass_job_f32;
     const auto start = std::chrono::steady_clock::now();
     team.run(fn, &job);

@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -27,9 +28,17 @@ typedef void (*TeamJob)(void* context, int member);
 class WorkerTeam {
   public:
     // `size` members in all: the caller plus size - 1 helper threads.
+    // A thread the system refuses to start leaves a smaller team (size() tells how many).
     explicit WorkerTeam(int size) : size_(size < 1 ? 1 : size) {
         threads_.reserve(size_ - 1);
-        for (int m = 1; m < size_; ++m) threads_.emplace_back(&WorkerTeam::serve, this, m);
+        for (int m = 1; m < size_; ++m) {
+            try {
+                threads_.emplace_back(&WorkerTeam::serve, this, m);
+            } catch (const std::system_error&) {
+                break;
+            }
+        }
+        size_ = static_cast<int>(threads_.size()) + 1;
     }
     WorkerTeam(const WorkerTeam&) = delete;
     WorkerTeam& operator=(const WorkerTeam&) = delete;
@@ -78,7 +87,7 @@ class WorkerTeam {
         }
     }
 
-    const int size_;
+    int size_;
     std::vector<std::thread> threads_;
     std::atomic<std::uint64_t> generation_{0};
     std::atomic<int> finished_{0};
