@@ -713,6 +713,8 @@ template <class T, class Rows> struct AccumulateTask {
     double* grad;  // K*d + K, written (zeroed first)
     T* block;      // K*d scratch for dense rows
     T* zbuf;       // kGroupRows*K scratch for dense rows
+    const RowIndex* next_rows;  // this member's share of the next batch (prefetched), may be null
+    gds_int64 next_count;
     double loss_sum;
     std::atomic<int>* stop;
     InterruptChecker* checker;  // only the calling thread polls Python
@@ -753,7 +755,7 @@ inline double log_loss_group(const Problem<T, Rows>& pb, const RowIndex* rows, g
 template <class T, class Rows>
 double accumulate_dense_rows(const Problem<T, Rows>& pb, const T* W, const RowIndex* rows,
                              gds_int64 start, gds_int64 stop, gds_int64 prefetch_until, T* z,
-                             double* Gb, T* block) {
+                             double* Gb, T* block, const RowIndex* next, gds_int64 next_count) {
     const int K = pb.K;
     const gds_int64 d = pb.d;
     const T* b = W + static_cast<gds_int64>(K) * d;
@@ -764,6 +766,12 @@ double accumulate_dense_rows(const Problem<T, Rows>& pb, const T* W, const RowIn
         for (gds_int64 ii = g1; ii < ahead_end; ++ii) {
             pb.X.prefetch(rows[ii]);
             linalg::prefetch_line(pb.y + rows[ii]);
+        }
+        if (g1 >= stop) {  // last group: the first rows of this thread's share of the next batch
+            for (gds_int64 ii = 0; ii < std::min(next_count, kGroupRows); ++ii) {
+                pb.X.prefetch(next[ii]);
+                linalg::prefetch_line(pb.y + next[ii]);
+            }
         }
         for (gds_int64 ii = g0; ii < g1; ++ii) {
             T* zr = z + (ii - g0) * K;
@@ -819,8 +827,10 @@ template <class T, class Rows> void accumulate_rows(AccumulateTask<T, Rows>* tas
         const gds_int64 stop_at = std::min(count, start + kBlockRows);
         if (Rows::kDense) std::fill(task->block, task->block + n_w, T(0));
         if constexpr (Rows::kDense) {
+            const bool last = stop_at >= count;
             sum += accumulate_dense_rows(pb, W, rows, start, stop_at, prefetch_until, task->zbuf,
-                                         Gb, task->block);
+                                         Gb, task->block, task->next_rows,
+                                         last ? task->next_count : 0);
         } else
         for (gds_int64 ii = start; ii < stop_at; ++ii) {
             const gds_int64 i = rows[ii];
@@ -909,8 +919,8 @@ inline int batch_members(int team_size, gds_int64 count, gds_int64 row_cost, int
 // false when interrupted.
 template <class T, class Rows>
 bool batch_gradient(const Problem<T, Rows>& pb, const T* params, const RowIndex* rows,
-                    gds_int64 count, WorkerTeam* team, BatchScratch<T>& scr, double& loss_sum,
-                    InterruptChecker& checker) {
+                    gds_int64 count, gds_int64 next_count, WorkerTeam* team,
+                    BatchScratch<T>& scr, double& loss_sum, InterruptChecker& checker) {
     const gds_int64 n_w = static_cast<gds_int64>(pb.K) * pb.d;
     const gds_int64 row_cost =
         Rows::kDense ? pb.d : std::max<gds_int64>(1, pb.X.row_nnz(rows[0]));
@@ -919,10 +929,14 @@ bool batch_gradient(const Problem<T, Rows>& pb, const T* params, const RowIndex*
     std::atomic<int> stop{0};
     AccumulateTask<T, Rows> tasks[kMaxTeamSize];
     const gds_int64 per = (count + members - 1) / members;
+    const gds_int64 next_per = (next_count + members - 1) / members;
     for (int t = 0; t < members; ++t) {
         const gds_int64 a = std::min(count, t * per), e = std::min(count, a + per);
+        const gds_int64 na = std::min(next_count, t * next_per),
+                        ne = std::min(next_count, na + next_per);
         tasks[t] = AccumulateTask<T, Rows>{&pb, params, rows + a, e - a, scr.grad[t].data(),
-                                           scr.block[t].data(), scr.z[t].data(), 0.0, &stop,
+                                           scr.block[t].data(), scr.z[t].data(),
+                                           rows + count + na, ne - na, 0.0, &stop,
                                            t == 0 ? &checker : nullptr, 0};
     }
     if (members > 1 && members == team->size()) {
@@ -1195,8 +1209,11 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
             for (gds_int64 start = 0; start < n_train && completed; start += batch) {
                 const gds_int64 count = std::min(batch, n_train - start);
                 double batch_loss = 0.0;
+                // rows of the next batch follow in `order` (prefetched at the end of this one)
+                const gds_int64 next_count =
+                    cfg.shuffle ? std::min(batch, n_train - start - count) : 0;
                 completed = batch_gradient(pb, w.p.data(), order.data() + start, count,
-                                           team.get(), scr, batch_loss, checker);
+                                           next_count, team.get(), scr, batch_loss, checker);
                 loss_sum += batch_loss;
                 if (!completed) break;
                 if (full) penalty_before = penalty_value(pen, w.p.data(), n_w);
