@@ -580,29 +580,46 @@ template <class T, class Rows> class RowGatherer {
     static constexpr gds_int64 kChunkRows = 512;
     static constexpr int kSlots = 8;
 
-    RowGatherer(const Problem<T, Rows>& pb, const RowIndex* order, gds_int64 n)
-        : pb_(pb), order_(order), n_(n), n_chunks_((n + kChunkRows - 1) / kChunkRows),
-          slots_(kSlots) {
+    // The ring and the in-chunk order are allocated once per fit; each epoch is one
+    // start() ... finish() with its own helper thread.
+    explicit RowGatherer(const Problem<T, Rows>& pb)
+        : pb_(pb), slots_(kSlots), in_chunk_(kChunkRows) {
         for (auto& ch : slots_) {
             if (Rows::kDense) ch.X.resize(static_cast<std::size_t>(kChunkRows * pb.d));
             else ch.indptr.resize(kChunkRows + 1);
             ch.y.resize(kChunkRows);
             if (pb.sw) ch.sw.resize(kChunkRows);
         }
+        for (gds_int64 j = 0; j < kChunkRows; ++j) in_chunk_[j] = static_cast<RowIndex>(j);
+    }
+    RowGatherer(const RowGatherer&) = delete;
+    RowGatherer& operator=(const RowGatherer&) = delete;
+    ~RowGatherer() { finish(); }
+
+    // Begins gathering the rows order[0..n) (order must stay unchanged until finish()).
+    void start(const RowIndex* order, gds_int64 n) {
+        order_ = order;
+        n_ = n;
+        n_chunks_ = (n + kChunkRows - 1) / kChunkRows;
+        produced_.store(0, std::memory_order_relaxed);
+        consumed_.store(0, std::memory_order_relaxed);
+        stop_.store(false, std::memory_order_relaxed);
+        inline_ = false;
         try {
             thread_ = std::thread(&RowGatherer::produce, this);
         } catch (const std::system_error&) {  // no thread: fill every chunk here, on demand
             inline_ = true;
         }
     }
-    RowGatherer(const RowGatherer&) = delete;
-    RowGatherer& operator=(const RowGatherer&) = delete;
-    ~RowGatherer() {
+    // Stops the helper (also after an early exit) and waits for it.
+    void finish() {
         stop_.store(true, std::memory_order_release);
         if (thread_.joinable()) thread_.join();
     }
 
     gds_int64 n_chunks() const { return n_chunks_; }
+    // Row order within every chunk: 0, 1, 2, ...
+    const RowIndex* in_chunk_order() const { return in_chunk_.data(); }
 
     // The problem restricted to chunk c, its rows in order (blocks until the helper has it).
     Problem<T, Rows> acquire(gds_int64 c) {
@@ -689,9 +706,10 @@ template <class T, class Rows> class RowGatherer {
     }
 
     const Problem<T, Rows>& pb_;
-    const RowIndex* order_;
-    const gds_int64 n_, n_chunks_;
+    const RowIndex* order_ = nullptr;
+    gds_int64 n_ = 0, n_chunks_ = 0;
     std::vector<GatherChunk<T>> slots_;
+    std::vector<RowIndex> in_chunk_;
     alignas(64) std::atomic<gds_int64> produced_{0};
     alignas(64) std::atomic<gds_int64> consumed_{0};
     alignas(64) std::atomic<bool> stop_{false};
@@ -1156,8 +1174,8 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
     const bool gather = per_sample && cfg.shuffle &&
                         (cfg.gather_rows > 0 ||
                          (cfg.gather_rows < 0 && n_threads > 1 && row_bytes >= kGatherMinBytes));
-    std::vector<RowIndex> identity(gather ? RowGatherer<T, Rows>::kChunkRows : 0);
-    for (std::size_t j = 0; j < identity.size(); ++j) identity[j] = static_cast<RowIndex>(j);
+    std::unique_ptr<RowGatherer<T, Rows>> gatherer;
+    if (gather) gatherer.reset(new RowGatherer<T, Rows>(pb));
     report.used_gather = gather ? 1 : 0;
     const PerSampleSettings ps{pen.l1, pen.l2, cfg.fit_intercept,
                                cfg.clip == static_cast<int>(Clip::NORM), cfg.clip_limit,
@@ -1188,17 +1206,19 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
         double loss_sum = 0.0, penalty_before = 0.0;
         bool completed = true;
         const bool simple = K == 1 && !w.averaging && pen.l1 == 0.0;
-        if (per_sample && gather) {
-            RowGatherer<T, Rows> gatherer(pb, order.data(), n_train);
-            for (gds_int64 c = 0; c < gatherer.n_chunks() && completed; ++c) {
-                const Problem<T, Rows> part = gatherer.acquire(c);
-                const gds_int64 m = gatherer.count(c);
-                completed = simple ? per_sample_epoch_simple(part, ps, cfg.schedule, w,
-                                                             identity.data(), m, loss_sum, checker)
-                                   : per_sample_epoch(part, ps, cfg.schedule, w, identity.data(),
-                                                      m, loss_sum, checker);
-                gatherer.release(c);
+        if (gatherer) {
+            gatherer->start(order.data(), n_train);
+            const RowIndex* in_chunk = gatherer->in_chunk_order();
+            for (gds_int64 c = 0; c < gatherer->n_chunks() && completed; ++c) {
+                const Problem<T, Rows> part = gatherer->acquire(c);
+                const gds_int64 m = gatherer->count(c);
+                completed = simple ? per_sample_epoch_simple(part, ps, cfg.schedule, w, in_chunk,
+                                                             m, loss_sum, checker)
+                                   : per_sample_epoch(part, ps, cfg.schedule, w, in_chunk, m,
+                                                      loss_sum, checker);
+                gatherer->release(c);
             }
+            gatherer->finish();
         } else if (per_sample && simple) {
             completed = per_sample_epoch_simple(pb, ps, cfg.schedule, w, order.data(), n_train,
                                                 loss_sum, checker);
