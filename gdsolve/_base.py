@@ -6,6 +6,7 @@ estimators call `handle_fit_status` right after the loop returns and before assi
 attribute, so a diverged fit never leaves a half-overwritten model.
 """
 
+import functools
 import os
 import warnings
 
@@ -47,16 +48,16 @@ def available_threads():
     return max(1, min(n, 8))
 
 
-_THREADPOOLS = []
+@functools.cache
+def _threadpool_controller():
+    # built once: a fresh threadpool_limits inspects the loaded libraries, about 1 ms per fit
+    return ThreadpoolController()
 
 
 def single_threaded_blas():
     """Context manager limiting every loaded BLAS to one thread (while the loop's own threads
-    each run BLAS calls side by side). The controller is built once: a fresh threadpool_limits
-    costs about a millisecond per fit."""
-    if not _THREADPOOLS:
-        _THREADPOOLS.append(ThreadpoolController())
-    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
+    each run BLAS calls side by side)."""
+    return _threadpool_controller().limit(limits=1, user_api="blas")
 
 
 class FitInterruptedWarning(UserWarning):
