@@ -80,6 +80,57 @@ template <class T> inline void axpy(T a, const T* x, T* y, gds_int64 n) {
 
 template <class T> inline T sqnorm(const T* x, gds_int64 n) { return dot(x, x, n); }
 
+// Kernels over a group of M rows at once, column block by column block: one load of w (or of
+// the gradient block) serves all M rows, where a row at a time pays it M times. One register
+// accumulator per row: M independent FMA chains hide the FMA latency.
+// out[k * stride] = x[k] . w
+template <int M, class T>
+inline void dot_rows(const T* const* x, const T* w, gds_int64 n, T* out, int stride) {
+    typedef typename Vec32<T>::type V;
+    constexpr int L = Vec32<T>::kLanes;
+    V acc[M];
+#pragma GCC unroll 16
+    for (int k = 0; k < M; ++k) acc[k] = V{};
+    gds_int64 j = 0;
+    for (; j + L <= n; j += L) {
+        const V wv = *reinterpret_cast<const V*>(w + j);
+#pragma GCC unroll 16
+        for (int k = 0; k < M; ++k) acc[k] += *reinterpret_cast<const V*>(x[k] + j) * wv;
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < M; ++k) {
+        T tail = T(0);
+        for (gds_int64 t = j; t < n; ++t) tail += x[k][t] * w[t];
+        T lanes = T(0);
+        for (int l = 0; l < L; ++l) lanes += acc[k][l];
+        out[k * stride] = lanes + tail;
+    }
+}
+
+// y += sum_k a[k] x[k], adding the rows in order k = 0, 1, ... (the same sums, in the same order,
+// as M calls of axpy).
+template <int M, class T>
+inline void axpy_rows(const T* a, const T* const* x, T* y, gds_int64 n) {
+    typedef typename Vec32<T>::type V;
+    constexpr int L = Vec32<T>::kLanes;
+    V av[M];
+#pragma GCC unroll 16
+    for (int k = 0; k < M; ++k) av[k] = V{} + a[k];
+    gds_int64 j = 0;
+    for (; j + L <= n; j += L) {
+        V acc = *reinterpret_cast<const V*>(y + j);
+#pragma GCC unroll 16
+        for (int k = 0; k < M; ++k) acc += av[k] * *reinterpret_cast<const V*>(x[k] + j);
+        *reinterpret_cast<V*>(y + j) = acc;
+    }
+    for (; j < n; ++j) {
+        T acc = y[j];
+#pragma GCC unroll 16
+        for (int k = 0; k < M; ++k) acc += a[k] * x[k][j];
+        y[j] = acc;
+    }
+}
+
 // One cache line. GCC deletes a loop whose body is only __builtin_prefetch when its trip count
 // is not a compile-time constant (it counts as side-effect free): volatile asm keeps it.
 inline void prefetch_line(const void* p) {
@@ -765,6 +816,7 @@ template <class T, class Rows> struct AccumulateTask {
 // from all over memory), then the losses, then the gradient sums from rows now in L1. Returns
 // the group's (weighted) loss sum; dloss / dz per output is scratch in z (kGroupRows * K).
 constexpr gds_int64 kGroupRows = 16;
+constexpr int kRowsAtOnce = 8;  // rows per dot_rows / axpy_rows call (registers: 8 + 2)
 
 // The binary log loss of a group of rows in one vectorized pass (fast_math.h instead of libm):
 // z holds the margins p on entry and sw * dloss/dp on return; returns sum sw * log(1 + exp(-y p)).
@@ -793,7 +845,8 @@ inline double log_loss_group(const Problem<T, Rows>& pb, const RowIndex* rows, g
 
 template <class T, class Rows>
 double accumulate_dense_rows(const Problem<T, Rows>& pb, const T* W, const RowIndex* rows,
-                             gds_int64 start, gds_int64 stop, gds_int64 prefetch_until, T* z,
+                             gds_int64 start, gds_int64 stop, gds_int64 prefetch_until,
+                             bool scattered, T* z,
                              double* Gb, T* block, const RowIndex* next, gds_int64 next_count) {
     const int K = pb.K;
     const gds_int64 d = pb.d;
@@ -812,9 +865,19 @@ double accumulate_dense_rows(const Problem<T, Rows>& pb, const T* W, const RowIn
                 linalg::prefetch_line(pb.y + next[ii]);
             }
         }
-        for (gds_int64 ii = g0; ii < g1; ++ii) {
-            T* zr = z + (ii - g0) * K;
-            for (int k = 0; k < K; ++k) zr[k] = pb.X.dot(rows[ii], W + k * d) + b[k];
+        // a short group repeats its first row (outputs unused, steps zero)
+        const T* x[kGroupRows];
+        for (gds_int64 ii = g0; ii < g0 + kGroupRows; ++ii)
+            x[ii - g0] = pb.X.row(rows[ii < g1 ? ii : g0]);
+        for (int k = 0; k < K; ++k) {
+            if (scattered) {
+                for (int h = 0; h < kGroupRows; h += kRowsAtOnce)
+                    linalg::dot_rows<kRowsAtOnce>(x + h, W + k * d, d, z + h * K + k, K);
+            } else {
+                for (gds_int64 ii = g0; ii < g1; ++ii)
+                    z[(ii - g0) * K + k] = linalg::dot(x[ii - g0], W + k * d, d);
+            }
+            for (gds_int64 ii = g0; ii < g1; ++ii) z[(ii - g0) * K + k] += b[k];
         }
         if (K == 1 && pb.loss == static_cast<int>(Loss::LOG)) {
             sum += log_loss_group(pb, rows + g0, g1 - g0, z);
@@ -828,13 +891,18 @@ double accumulate_dense_rows(const Problem<T, Rows>& pb, const T* W, const RowIn
                 for (int k = 0; k < K; ++k) zr[k] = swi * clamp_dloss(zr[k]);
             }
         }
-        for (gds_int64 ii = g0; ii < g1; ++ii) {
-            const T* zr = z + (ii - g0) * K;
-            for (int k = 0; k < K; ++k) {
-                const T r = zr[k];
-                if (r == T(0)) continue;
-                Gb[k] += static_cast<double>(r);
-                pb.X.axpy(rows[ii], r, block + k * d);
+        for (int k = 0; k < K; ++k) {
+            T r[kGroupRows];
+            for (gds_int64 ii = g0; ii < g0 + kGroupRows; ++ii) {
+                r[ii - g0] = ii < g1 ? z[(ii - g0) * K + k] : T(0);
+                Gb[k] += static_cast<double>(r[ii - g0]);
+            }
+            if (scattered) {
+                for (int h = 0; h < kGroupRows; h += kRowsAtOnce)
+                    linalg::axpy_rows<kRowsAtOnce>(r + h, x + h, block + k * d, d);
+            } else {
+                for (gds_int64 ii = g0; ii < g1; ++ii)
+                    linalg::axpy(r[ii - g0], x[ii - g0], block + k * d, d);
             }
         }
     }
@@ -867,7 +935,8 @@ template <class T, class Rows> void accumulate_rows(AccumulateTask<T, Rows>* tas
         if (Rows::kDense) std::fill(task->block, task->block + n_w, T(0));
         if constexpr (Rows::kDense) {
             const bool last = stop_at >= count;
-            sum += accumulate_dense_rows(pb, W, rows, start, stop_at, prefetch_until, task->zbuf,
+            sum += accumulate_dense_rows(pb, W, rows, start, stop_at, prefetch_until,
+                                         !contiguous, task->zbuf,
                                          Gb, task->block, task->next_rows,
                                          last ? task->next_count : 0);
         } else
@@ -981,7 +1050,7 @@ bool batch_gradient(const Problem<T, Rows>& pb, const T* params, const RowIndex*
     if (members > 1 && members == team->size()) {
         team->run(accumulate_job<T, Rows>, tasks);
     } else {
-        for (int t = 0; t < members; ++t) accumulate_rows(&tasks[t]);
+        for (int t = 0; t < members; ++t) accumulate_worker(&tasks[t]);  // not inlined: see there
     }
     double sum = tasks[0].loss_sum;
     bool interrupted = tasks[0].interrupted != 0;
