@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import gdsolve
+import gdsolve.linear_model as linear_model
 from gdsolve import SGDLinearRegression, SGDLogistic
 from gdsolve.optim import Adam
 from gdsolve.schedules import CosineAnnealingLR, Warmup
@@ -126,6 +127,30 @@ def test_probabilities(iris, multi_class):
         assert isinstance(est.loss_curve_, list) and len(est.loss_curve_) == 3
     else:
         assert est.loss_curve_.ndim == 1
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([3, 1, 3, 7, 1, 7]), np.array([-3, -1, -3], dtype=np.int8),
+    np.array([True, False, True]), np.array([5, 5, 9], dtype=np.uint16),
+    np.array([-5, 2 ** 40, 7]), np.array([2 ** 64 - 1, 2 ** 64 - 3, 2 ** 64 - 1], dtype=np.uint64),
+    np.array(["b", "a", "b"]), np.array([2.0, 1.0, 2.0])])
+def test_label_encoding_equals_numpy_unique(labels):
+    classes, codes = linear_model._encode_labels(labels)
+    expected_classes, expected_codes = np.unique(labels, return_inverse=True)
+    assert_array_equal(classes, expected_classes)
+    assert classes.dtype == expected_classes.dtype
+    assert_array_equal(codes, expected_codes)
+
+
+def test_integer_labels_keep_their_checks(iris):
+    # integer labels bypass check_classification_targets; partial_fit still rejects new ones
+    X, y = iris
+    est = SGDLogistic(random_state=0, max_iter=5, tol=None).fit(X, y + 10)
+    assert_array_equal(est.classes_, [10, 11, 12])
+    with pytest.raises(ValueError, match="classes should include all valid labels"):
+        est.partial_fit(X, y + 11)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        SGDLogistic().fit(X, y + 0.5)
 
 
 def test_binary_string_labels(iris):
