@@ -1024,11 +1024,12 @@ inline int batch_members(int team_size, gds_int64 count, gds_int64 row_cost, int
 
 // Sum of the batch's loss and gradient (unnormalised) into scratch.grad[0], the rows split
 // between the team's members in fixed shares (bit-reproducible for a given team size). Returns
-// false when interrupted.
+// false when interrupted. The calling thread advances idle_shuffle if it finishes first.
 template <class T, class Rows>
 bool batch_gradient(const Problem<T, Rows>& pb, const T* params, const RowIndex* rows,
                     gds_int64 count, gds_int64 next_count, WorkerTeam* team,
-                    BatchScratch<T>& scr, double& loss_sum, InterruptChecker& checker) {
+                    BatchScratch<T>& scr, double& loss_sum, InterruptChecker& checker,
+                    ShuffleAhead<RowIndex>* idle_shuffle = nullptr) {
     const gds_int64 n_w = static_cast<gds_int64>(pb.K) * pb.d;
     const gds_int64 row_cost =
         Rows::kDense ? pb.d : std::max<gds_int64>(1, pb.X.row_nnz(rows[0]));
@@ -1048,7 +1049,8 @@ bool batch_gradient(const Problem<T, Rows>& pb, const T* params, const RowIndex*
                                            t == 0 ? &checker : nullptr, 0};
     }
     if (members > 1 && members == team->size()) {
-        team->run(accumulate_job<T, Rows>, tasks);
+        team->run(accumulate_job<T, Rows>, tasks,
+                  idle_shuffle ? ShuffleAhead<RowIndex>::idle_slice : nullptr, idle_shuffle);
     } else {
         for (int t = 0; t < members; ++t) accumulate_worker(&tasks[t]);  // not inlined: see there
     }
@@ -1231,6 +1233,7 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
 
     const gds_int64 n_train = data.n_train;
     std::vector<RowIndex> order(data.train_rows, data.train_rows + n_train);
+    ShuffleAhead<RowIndex> shuffle_ahead;
     Rng rng(cfg.seed);
     const bool full = cfg.batch_size <= 0 || cfg.batch_size >= n_train;
     const bool per_sample =
@@ -1292,7 +1295,15 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
 
     for (int epoch = 0; epoch < cfg.max_iter; ++epoch) {
         if (keep_snapshot) snapshot = w;
-        if (cfg.shuffle && !full) shuffle_in_place(order, rng);
+        if (cfg.shuffle && !full) {
+            if (shuffle_ahead.active()) {
+                shuffle_ahead.finish_into(order);
+            } else {
+                shuffle_in_place(order, rng);
+            }
+            // a team's batches leave the training thread idle moments for the next shuffle
+            if (team && epoch + 1 < cfg.max_iter) shuffle_ahead.begin(order, rng);
+        }
         double loss_sum = 0.0, penalty_before = 0.0;
         bool completed = true;
         const bool simple = K == 1 && !w.averaging && pen.l1 == 0.0;
@@ -1323,7 +1334,8 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
                 const gds_int64 next_count =
                     cfg.shuffle ? std::min(batch, n_train - start - count) : 0;
                 completed = batch_gradient(pb, w.p.data(), order.data() + start, count,
-                                           next_count, team.get(), scr, batch_loss, checker);
+                                           next_count, team.get(), scr, batch_loss, checker,
+                                           shuffle_ahead.active() ? &shuffle_ahead : nullptr);
                 loss_sum += batch_loss;
                 if (!completed) break;
                 if (full) penalty_before = penalty_value(pen, w.p.data(), n_w);

@@ -44,6 +44,40 @@ template <class Index> inline void shuffle_in_place(std::vector<Index>& idx, Rng
     }
 }
 
+// The next epoch's order, shuffled a slice at a time while the current epoch runs (in time the
+// training thread would otherwise spend waiting for its team). Starting from a copy of this
+// epoch's order and drawing from the same generator in the same sequence, it ends equal to
+// shuffle_in_place(order, rng) at the start of the next epoch.
+template <class Index> struct ShuffleAhead {
+    std::vector<Index> next;
+    Rng* rng = nullptr;
+    std::size_t i = 0;  // Fisher-Yates position: next[i..) final, done once i <= 1
+
+    void begin(const std::vector<Index>& order, Rng& generator) {
+        next = order;
+        rng = &generator;
+        i = next.size();
+    }
+    bool active() const { return rng != nullptr; }
+    // Up to `steps` swaps; false when the shuffle is complete.
+    bool advance(std::size_t steps) {
+        for (; i > 1 && steps > 0; --i, --steps) {
+            const std::size_t j = static_cast<std::size_t>(rng->below(i));
+            const Index tmp = next[i - 1];
+            next[i - 1] = next[j];
+            next[j] = tmp;
+        }
+        return i > 1;
+    }
+    // Completes the shuffle and hands the order over.
+    void finish_into(std::vector<Index>& order) {
+        advance(static_cast<std::size_t>(-1));
+        order.swap(next);
+        rng = nullptr;
+    }
+    static bool idle_slice(void* self) { return static_cast<ShuffleAhead*>(self)->advance(64); }
+};
+
 // Callback into Python (takes the GIL, calls PyErr_CheckSignals); returns nonzero to stop.
 typedef int (*InterruptCallback)(void* context);
 

@@ -25,6 +25,10 @@ constexpr int kMaxTeamSize = 8;  // the estimators pass at most 8 threads
 // not inherit the caller's target_clones choice).
 typedef void (*TeamJob)(void* context, int member);
 
+// Work the caller may do while it waits for the others, a small slice per call; returns false
+// once there is nothing left to do.
+typedef bool (*IdleSlice)(void* context);
+
 class WorkerTeam {
   public:
     // `size` members in all: the caller plus size - 1 helper threads.
@@ -52,7 +56,9 @@ class WorkerTeam {
 
     // Runs job on every member and returns when all have finished (a full barrier: the caller
     // then sees everything the workers wrote).
-    void run(TeamJob job, void* context) {
+    // If the caller finishes its part first, it runs `idle` slices (if given) until the others
+    // are done or the idle work is.
+    void run(TeamJob job, void* context, IdleSlice idle = nullptr, void* idle_context = nullptr) {
         if (size_ == 1) {
             job(context, 0);
             return;
@@ -62,7 +68,11 @@ class WorkerTeam {
         finished_.store(0, std::memory_order_relaxed);
         generation_.fetch_add(1, std::memory_order_acq_rel);
         job(context, 0);
-        wait_until([&] { return finished_.load(std::memory_order_acquire) == size_ - 1; });
+        const auto done = [&] { return finished_.load(std::memory_order_acquire) == size_ - 1; };
+        if (idle)
+            while (!done() && idle(idle_context)) {
+            }
+        wait_until(done);
     }
 
   private:
