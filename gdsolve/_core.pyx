@@ -25,6 +25,26 @@ cdef extern from "gdsolve/fast_math.h" namespace "gds":
     float exp_nonpositive(float x) nogil
     double log1p_unit(double x) nogil
     float log1p_unit(float x) nogil
+    void exp_nonpositive_inplace[T](T* z, gds_int64 n) nogil
+
+cdef extern from *:
+    """
+    #include "gdsolve/fast_math.h"
+    // log1p_unit over an array a whole vector at a time (the lane overloads), for the tests
+    template <class T> void log1p_unit_inplace(T* z, gds_int64 n) {
+        typedef typename std::conditional<sizeof(T) == 8, gds::F64x4, gds::F32x8>::type V;
+        const gds_int64 L = sizeof(V) / sizeof(T);
+        gds_int64 i = 0;
+        for (; i + L <= n; i += L) {
+            V v;
+            std::memcpy(&v, z + i, sizeof v);
+            v = gds::log1p_unit(v);
+            std::memcpy(z + i, &v, sizeof v);
+        }
+        for (; i < n; ++i) z[i] = gds::log1p_unit(z[i]);
+    }
+    """
+    void log1p_unit_inplace[T](T* z, gds_int64 n) nogil
 
 cnp.import_array()
 
@@ -205,16 +225,23 @@ def plateau_stop(dict state, double value, double tol, int n_iter_no_change,
     return bool(keep_going), lr_factor
 
 
-def fast_math(str function, const floating[::1] x):
-    """fast_math.h's vectorizable `exp_nonpositive` (x <= 0) or `log1p_unit` (0 <= x <= 1)
-    element by element, in x's dtype (for the accuracy tests)."""
+def fast_math(str function, const floating[::1] x, bint lanes=False):
+    """fast_math.h's `exp_nonpositive` (x <= 0) or `log1p_unit` (0 <= x <= 1) in x's dtype, one
+    element at a time, or with lanes=True through the 32-byte vector overloads (for the tests)."""
     if function not in ("exp_nonpositive", "log1p_unit"):
         raise ValueError(f"unknown fast_math function {function!r}")
     cdef bint exp_fn = function == "exp_nonpositive"
-    out = np.empty(x.shape[0], dtype=np.float64 if floating is double else np.float32)
+    out = np.array(x, dtype=np.float64 if floating is double else np.float32)
     cdef floating[::1] o = out
     cdef Py_ssize_t i
+    if o.shape[0] == 0:
+        return out
     with nogil:
-        for i in range(x.shape[0]):
-            o[i] = exp_nonpositive(x[i]) if exp_fn else log1p_unit(x[i])
+        if lanes and exp_fn:
+            exp_nonpositive_inplace(&o[0], o.shape[0])
+        elif lanes:
+            log1p_unit_inplace(&o[0], o.shape[0])
+        else:
+            for i in range(x.shape[0]):
+                o[i] = exp_nonpositive(x[i]) if exp_fn else log1p_unit(x[i])
     return out

@@ -1,30 +1,89 @@
-// gdsolve/fast_math.h - exp and log1p on restricted ranges written as plain arithmetic, so that
-// loops over them vectorize (a libm call keeps a loop scalar). Host only (memcpy bit casts); used
-// by the batch losses of mlp_loop.h and linear_loop.h, and tested against NumPy through
-// gdsolve/_core.pyx.
+// gdsolve/fast_math.h - exp and log1p on restricted ranges written as plain arithmetic, for one
+// value or a whole 32-byte vector of them (a libm call keeps a loop scalar). Host only (memcpy
+// bit casts, GCC vectors); used by the batch losses of mlp_loop.h and linear_loop.h, and tested
+// against NumPy through gdsolve/_core.pyx.
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "config.h"
 
 namespace gds {
 
-// exp(x) for x <= 0 without a libm call: 2^k * P(r) with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), P the Taylor
-// polynomial of exp on |r| <= ln(2)/2 to degree 13 (double) / 7 (float), truncation error below
-// half an ulp (measured: at most 1 ulp overall). Rounding and 2^k use the "shifter" 1.5 * 2^52
-// (2^23 in float): adding it rounds to an integer that lands in the low mantissa bits, from where
-// it moves to the exponent field (floor() would not vectorize without -fno-trapping-math).
-// Below the smallest normal number it returns 0. The clamp is arithmetic, not `?:`: gcc 12 does not
-// if-convert a conditional inside an inlined function and then leaves the loop scalar.
-inline double exp_nonpositive(double x) {
-    const double underflow = static_cast<double>(x < -708.0);
+// 32-byte GCC vectors for the lane-wise overloads below (4 doubles / 8 floats).
+typedef double F64x4 __attribute__((vector_size(32)));
+typedef std::int64_t I64x4 __attribute__((vector_size(32)));
+typedef float F32x8 __attribute__((vector_size(32)));
+typedef std::int32_t I32x8 __attribute__((vector_size(32)));
+
+namespace fast_math_detail {
+
+// What the formulas need of their number type N, for a scalar or a vector of lanes: a constant,
+// 1-or-0 from a comparison, and the bits as an integer.
+template <class N> struct Num;
+template <> struct Num<double> {
+    typedef std::int64_t Bits;
+    static double splat(double c) { return c; }
+    static double one_if(bool c) { return static_cast<double>(c); }
+    static Bits bits(double x) {
+        Bits b;
+        std::memcpy(&b, &x, sizeof b);
+        return b;
+    }
+    static double from_bits(Bits b) {
+        double x;
+        std::memcpy(&x, &b, sizeof x);
+        return x;
+    }
+};
+template <> struct Num<float> {
+    typedef std::int32_t Bits;
+    static float splat(float c) { return c; }
+    static float one_if(bool c) { return static_cast<float>(c); }
+    static Bits bits(float x) {
+        Bits b;
+        std::memcpy(&b, &x, sizeof b);
+        return b;
+    }
+    static float from_bits(Bits b) {
+        float x;
+        std::memcpy(&x, &b, sizeof x);
+        return x;
+    }
+};
+template <> struct Num<F64x4> {
+    typedef I64x4 Bits;
+    static F64x4 splat(double c) { return F64x4{} + c; }
+    static F64x4 one_if(I64x4 mask) { return __builtin_convertvector(-mask, F64x4); }  // -1 -> 1
+    static Bits bits(F64x4 x) { return reinterpret_cast<Bits>(x); }
+    static F64x4 from_bits(Bits b) { return reinterpret_cast<F64x4>(b); }
+};
+template <> struct Num<F32x8> {
+    typedef I32x8 Bits;
+    static F32x8 splat(float c) { return F32x8{} + c; }
+    static F32x8 one_if(I32x8 mask) { return __builtin_convertvector(-mask, F32x8); }
+    static Bits bits(F32x8 x) { return reinterpret_cast<Bits>(x); }
+    static F32x8 from_bits(Bits b) { return reinterpret_cast<F32x8>(b); }
+};
+
+// exp(x) for x <= 0 without a libm call: 2^k * P(r) with k = round(x / ln 2), r = x - k ln 2 in
+// two parts (Cody and Waite), P the Taylor polynomial of exp on |r| <= ln(2)/2 to degree 13
+// (double) / 7 (float), truncation error below half an ulp (measured: at most 1 ulp overall).
+// Rounding and 2^k use the "shifter" 1.5 * 2^52 (2^23 in float): adding it rounds to an integer
+// that lands in the low mantissa bits, from where it moves to the exponent field (floor() would
+// not vectorize without -fno-trapping-math). Below the smallest normal number it returns 0. The
+// clamp is arithmetic, not `?:`: gcc 12 does not if-convert a conditional inside an inlined
+// function and then leaves the loop scalar.
+template <class N> inline N exp_nonpositive_f64(N x) {
+    typedef Num<N> U;
+    const N underflow = U::one_if(x < -708.0);
     x += (-708.0 - x) * underflow;
     const double shifter = 6755399441055744.0;  // 2^52 + 2^51
-    const double kd = x * 1.4426950408889634 + shifter;
-    const double k = kd - shifter;
-    const double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0;  // 1/13!
+    const N kd = x * 1.4426950408889634 + shifter;
+    const N k = kd - shifter;
+    const N r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    N p = U::splat(1.0 / 6227020800.0);  // 1/13!
     p = p * r + 1.0 / 479001600.0;
     p = p * r + 1.0 / 39916800.0;
     p = p * r + 1.0 / 3628800.0;
@@ -38,23 +97,20 @@ inline double exp_nonpositive(double x) {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    std::int64_t kbits, sbits;
-    std::memcpy(&kbits, &kd, sizeof kbits);
-    std::memcpy(&sbits, &shifter, sizeof sbits);
-    const std::int64_t ebits = (kbits - sbits + 1023) << 52;  // k in [-1022, 0] -> 2^k
-    double scale;
-    std::memcpy(&scale, &ebits, sizeof scale);
-    return p * scale * (1.0 - underflow);
+    // k in [-1022, 0] -> 2^k
+    const typename U::Bits ebits = (U::bits(kd) - Num<double>::bits(shifter) + 1023) << 52;
+    return p * U::from_bits(ebits) * (1.0 - underflow);
 }
 
-inline float exp_nonpositive(float x) {
-    const float underflow = static_cast<float>(x < -87.0f);
+template <class N> inline N exp_nonpositive_f32(N x) {
+    typedef Num<N> U;
+    const N underflow = U::one_if(x < -87.0f);
     x += (-87.0f - x) * underflow;
     const float shifter = 12582912.0f;  // 2^23 + 2^22
-    const float kf = x * 1.44269504f + shifter;
-    const float k = kf - shifter;
-    const float r = (x - k * 0.693359375f) - k * -2.12194440e-4f;
-    float p = 1.0f / 5040.0f;  // 1/7!
+    const N kf = x * 1.44269504f + shifter;
+    const N k = kf - shifter;
+    const N r = (x - k * 0.693359375f) - k * -2.12194440e-4f;
+    N p = U::splat(1.0f / 5040.0f);  // 1/7!
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
@@ -62,13 +118,9 @@ inline float exp_nonpositive(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    std::int32_t kbits, sbits;
-    std::memcpy(&kbits, &kf, sizeof kbits);
-    std::memcpy(&sbits, &shifter, sizeof sbits);
-    const std::int32_t ebits = (kbits - sbits + 127) << 23;  // k in [-126, 0] -> 2^k
-    float scale;
-    std::memcpy(&scale, &ebits, sizeof scale);
-    return p * scale * (1.0f - underflow);
+    // k in [-126, 0] -> 2^k
+    const typename U::Bits ebits = (U::bits(kf) - Num<float>::bits(shifter) + 127) << 23;
+    return p * U::from_bits(ebits) * (1.0f - underflow);
 }
 
 // log(1 + x) for x in [0, 1] (the log loss's log(1 + exp(-|z|))). With u = 1 + x reduced to
@@ -77,12 +129,12 @@ inline float exp_nonpositive(float x) {
 // truncation error below 1e-17 relative (float: 5 terms, below 3e-9). u - 1 is formed from x
 // without rounding 1 + x, so small x keep full relative accuracy. Selects are arithmetic (see
 // exp_nonpositive).
-inline double log1p_unit(double x) {
-    const double big = static_cast<double>(x > 0.41421356237309503);  // 1 + x > sqrt(2)
-    const double f = x + big * ((x - 1.0) * 0.5 - x);  // (1 + x) / 2^big - 1
-    const double s = f / (2.0 + f);
-    const double s2 = s * s;
-    double p = 1.0 / 23.0;
+template <class N> inline N log1p_unit_f64(N x) {
+    const N big = Num<N>::one_if(x > 0.41421356237309503);  // 1 + x > sqrt(2)
+    const N f = x + big * ((x - 1.0) * 0.5 - x);             // (1 + x) / 2^big - 1
+    const N s = f / (2.0 + f);
+    const N s2 = s * s;
+    N p = Num<N>::splat(1.0 / 23.0);
     p = p * s2 + 1.0 / 21.0;
     p = p * s2 + 1.0 / 19.0;
     p = p * s2 + 1.0 / 17.0;
@@ -97,17 +149,45 @@ inline double log1p_unit(double x) {
     return big * 0.6931471805599453 + 2.0 * s * p;
 }
 
-inline float log1p_unit(float x) {
-    const float big = static_cast<float>(x > 0.41421356f);
-    const float f = x + big * ((x - 1.0f) * 0.5f - x);
-    const float s = f / (2.0f + f);
-    const float s2 = s * s;
-    float p = 1.0f / 9.0f;
+template <class N> inline N log1p_unit_f32(N x) {
+    const N big = Num<N>::one_if(x > 0.41421356f);
+    const N f = x + big * ((x - 1.0f) * 0.5f - x);
+    const N s = f / (2.0f + f);
+    const N s2 = s * s;
+    N p = Num<N>::splat(1.0f / 9.0f);
     p = p * s2 + 1.0f / 7.0f;
     p = p * s2 + 1.0f / 5.0f;
     p = p * s2 + 1.0f / 3.0f;
     p = p * s2 + 1.0f;
     return big * 0.69314718f + 2.0f * s * p;
+}
+
+}  // namespace fast_math_detail
+
+// One value, or the lanes of a vector: inside a target_clones entry (GDS_SIMD_CLONES) gcc 12
+// turns the scalar versions' arithmetic selects back into branches and leaves a loop over them
+// scalar, so hot loops there call the vector overloads on whole vectors (same results per lane).
+inline double exp_nonpositive(double x) { return fast_math_detail::exp_nonpositive_f64(x); }
+inline float exp_nonpositive(float x) { return fast_math_detail::exp_nonpositive_f32(x); }
+inline F64x4 exp_nonpositive(F64x4 x) { return fast_math_detail::exp_nonpositive_f64(x); }
+inline F32x8 exp_nonpositive(F32x8 x) { return fast_math_detail::exp_nonpositive_f32(x); }
+inline double log1p_unit(double x) { return fast_math_detail::log1p_unit_f64(x); }
+inline float log1p_unit(float x) { return fast_math_detail::log1p_unit_f32(x); }
+inline F64x4 log1p_unit(F64x4 x) { return fast_math_detail::log1p_unit_f64(x); }
+inline F32x8 log1p_unit(F32x8 x) { return fast_math_detail::log1p_unit_f32(x); }
+
+// z[i] = exp_nonpositive(z[i]) over an array: whole vectors, then the tail one at a time.
+template <class T> inline void exp_nonpositive_inplace(T* z, gds_int64 n) {
+    typedef typename std::conditional<sizeof(T) == 8, F64x4, F32x8>::type V;
+    constexpr gds_int64 L = static_cast<gds_int64>(sizeof(V) / sizeof(T));
+    gds_int64 i = 0;
+    for (; i + L <= n; i += L) {
+        V v;
+        std::memcpy(&v, z + i, sizeof v);
+        v = exp_nonpositive(v);
+        std::memcpy(z + i, &v, sizeof v);
+    }
+    for (; i < n; ++i) z[i] = exp_nonpositive(z[i]);
 }
 
 }  // namespace gds

@@ -13,6 +13,7 @@
 #include <memory>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "clip.h"
@@ -824,22 +825,31 @@ constexpr int kRowsAtOnce = 8;  // rows per dot_rows / axpy_rows call (registers
 template <class T, class Rows>
 inline double log_loss_group(const Problem<T, Rows>& pb, const RowIndex* rows, gds_int64 n,
                              T* z) {
-    T y[kGroupRows], w[kGroupRows];
-    for (gds_int64 j = 0; j < n; ++j) {
-        y[j] = pb.y[rows[j]];
-        w[j] = pb.sw ? pb.sw[rows[j]] : T(1);
+    // whole 32-byte vectors of rows (fast_math.h: a plain loop here would stay scalar)
+    typedef typename std::conditional<sizeof(T) == 8, F64x4, F32x8>::type V;
+    constexpr int L = static_cast<int>(sizeof(V) / sizeof(T));
+    static_assert(kGroupRows % L == 0, "a group is whole vectors");
+    alignas(32) T y[kGroupRows], w[kGroupRows], t[kGroupRows], loss[kGroupRows];
+    for (gds_int64 j = 0; j < kGroupRows; ++j) {
+        const bool row = j < n;  // past n: padding, weight 0 and a zero step
+        y[j] = row ? pb.y[rows[j]] : T(0);
+        w[j] = row ? (pb.sw ? pb.sw[rows[j]] : T(1)) : T(0);
+        t[j] = row ? y[j] * z[j] : T(0);
+    }
+    for (gds_int64 j = 0; j < kGroupRows; j += L) {
+        const V tv = *reinterpret_cast<const V*>(t + j);
+        const V yv = *reinterpret_cast<const V*>(y + j);
+        const V wv = *reinterpret_cast<const V*>(w + j);
+        const V zero = V{};
+        const V e = exp_nonpositive(tv < T(0) ? tv : -tv);  // exp(-|t|)
+        const V positive = tv > T(0) ? zero + T(1) : zero;
+        const V sig = (positive * e + (T(1) - positive)) / (T(1) + e);  // sigmoid(-t)
+        *reinterpret_cast<V*>(loss + j) = (tv > T(0) ? zero : -tv) + log1p_unit(e);
+        const V dz = -yv * sig * wv;
+        std::memcpy(z + j, &dz, sizeof dz);  // z: no alignment promised
     }
     double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (gds_int64 j = 0; j < n; ++j) {
-        const T t = y[j] * z[j];
-        const T e = exp_nonpositive(-(t < T(0) ? -t : t));
-        const T positive = static_cast<T>(t > T(0));
-        const T sig = (positive * e + (T(1) - positive)) / (T(1) + e);  // sigmoid(-t)
-        const T loss = (-t > T(0) ? -t : T(0)) + log1p_unit(e);
-        sum += static_cast<double>(w[j]) * static_cast<double>(loss);
-        z[j] = -y[j] * sig * w[j];
-    }
+    for (gds_int64 j = 0; j < n; ++j) sum += static_cast<double>(w[j]) * static_cast<double>(loss[j]);
     return sum;
 }
 

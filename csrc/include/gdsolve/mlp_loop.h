@@ -213,8 +213,7 @@ inline double softmax_cross_entropy_batch(T* z, gds_int64 nb, gds_int64 k, const
         shifted_label[b] = zb[labels[b]];
     }
     const gds_int64 n = nb * k;
-#pragma omp simd
-    for (gds_int64 i = 0; i < n; ++i) z[i] = exp_nonpositive(z[i]);
+    exp_nonpositive_inplace(z, n);
     double total = 0.0;
     for (gds_int64 b = 0; b < nb; ++b) {
         T* zb = z + b * k;
