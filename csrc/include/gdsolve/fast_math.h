@@ -20,52 +20,34 @@ typedef std::int32_t I32x8 __attribute__((vector_size(32)));
 namespace fast_math_detail {
 
 // What the formulas need of their number type N, for a scalar or a vector of lanes: a constant,
-// 1-or-0 from a comparison, and the bits as an integer.
+// 1-or-0 from a comparison, and the bits as an integer (B: the same-size integer type).
+template <class T, class B> struct ScalarNum {
+    typedef B Bits;
+    static T splat(T c) { return c; }
+    static T one_if(bool c) { return static_cast<T>(c); }
+    static Bits bits(T x) {
+        Bits b;
+        std::memcpy(&b, &x, sizeof b);
+        return b;
+    }
+    static T from_bits(Bits b) {
+        T x;
+        std::memcpy(&x, &b, sizeof x);
+        return x;
+    }
+};
+template <class V, class B, class T> struct VectorNum {
+    typedef B Bits;
+    static V splat(T c) { return V{} + c; }
+    static V one_if(B mask) { return __builtin_convertvector(-mask, V); }  // true lanes are -1
+    static Bits bits(V x) { return reinterpret_cast<Bits>(x); }
+    static V from_bits(Bits b) { return reinterpret_cast<V>(b); }
+};
 template <class N> struct Num;
-template <> struct Num<double> {
-    typedef std::int64_t Bits;
-    static double splat(double c) { return c; }
-    static double one_if(bool c) { return static_cast<double>(c); }
-    static Bits bits(double x) {
-        Bits b;
-        std::memcpy(&b, &x, sizeof b);
-        return b;
-    }
-    static double from_bits(Bits b) {
-        double x;
-        std::memcpy(&x, &b, sizeof x);
-        return x;
-    }
-};
-template <> struct Num<float> {
-    typedef std::int32_t Bits;
-    static float splat(float c) { return c; }
-    static float one_if(bool c) { return static_cast<float>(c); }
-    static Bits bits(float x) {
-        Bits b;
-        std::memcpy(&b, &x, sizeof b);
-        return b;
-    }
-    static float from_bits(Bits b) {
-        float x;
-        std::memcpy(&x, &b, sizeof x);
-        return x;
-    }
-};
-template <> struct Num<F64x4> {
-    typedef I64x4 Bits;
-    static F64x4 splat(double c) { return F64x4{} + c; }
-    static F64x4 one_if(I64x4 mask) { return __builtin_convertvector(-mask, F64x4); }  // -1 -> 1
-    static Bits bits(F64x4 x) { return reinterpret_cast<Bits>(x); }
-    static F64x4 from_bits(Bits b) { return reinterpret_cast<F64x4>(b); }
-};
-template <> struct Num<F32x8> {
-    typedef I32x8 Bits;
-    static F32x8 splat(float c) { return F32x8{} + c; }
-    static F32x8 one_if(I32x8 mask) { return __builtin_convertvector(-mask, F32x8); }
-    static Bits bits(F32x8 x) { return reinterpret_cast<Bits>(x); }
-    static F32x8 from_bits(Bits b) { return reinterpret_cast<F32x8>(b); }
-};
+template <> struct Num<double> : ScalarNum<double, std::int64_t> {};
+template <> struct Num<float> : ScalarNum<float, std::int32_t> {};
+template <> struct Num<F64x4> : VectorNum<F64x4, I64x4, double> {};
+template <> struct Num<F32x8> : VectorNum<F32x8, I32x8, float> {};
 
 // exp(x) for x <= 0 without a libm call: 2^k * P(r) with k = round(x / ln 2), r = x - k ln 2 in
 // two parts (Cody and Waite), P the Taylor polynomial of exp on |r| <= ln(2)/2 to degree 13

@@ -611,6 +611,10 @@ bool per_sample_epoch(const Problem<T, Rows>& pb, const PerSampleSettings& ps,
     return true;
 }
 
+// The (value type, row layout) pairs the loop is compiled for; X(T, ROWS) per pair.
+#define GDS_LINEAR_ROW_TYPES(X) X(double, DenseRows) X(float, DenseRows) X(double, CsrRows) \
+    X(float, CsrRows)
+
 // Each per-sample loop as its own cloned function, called once per epoch (or per gathered
 // chunk): inlined into the (flattened, very large) fit, the loops kept several of their values on
 // the stack, which cost about a third of an epoch's time.
@@ -624,10 +628,7 @@ bool per_sample_epoch(const Problem<T, Rows>& pb, const PerSampleSettings& ps,
 #define GDS_PER_SAMPLE_CLONES(T, ROWS)                                                           \
     GDS_PER_SAMPLE_CLONE(per_sample_simple_cloned, per_sample_epoch_simple, T, ROWS)           \
     GDS_PER_SAMPLE_CLONE(per_sample_cloned, per_sample_epoch, T, ROWS)
-GDS_PER_SAMPLE_CLONES(double, DenseRows)
-GDS_PER_SAMPLE_CLONES(float, DenseRows)
-GDS_PER_SAMPLE_CLONES(double, CsrRows)
-GDS_PER_SAMPLE_CLONES(float, CsrRows)
+GDS_LINEAR_ROW_TYPES(GDS_PER_SAMPLE_CLONES)
 #undef GDS_PER_SAMPLE_CLONES
 #undef GDS_PER_SAMPLE_CLONE
 
@@ -993,18 +994,12 @@ template <class T, class Rows> void accumulate_rows(AccumulateTask<T, Rows>* tas
 
 // Non-template, cloned entry for worker threads (a thread body does not inherit the caller's
 // AVX2 clone; this one is dispatched on its own).
-GDS_SIMD_CLONES static void accumulate_worker(AccumulateTask<double, DenseRows<double>>* t) {
-    accumulate_rows(t);
-}
-GDS_SIMD_CLONES static void accumulate_worker(AccumulateTask<float, DenseRows<float>>* t) {
-    accumulate_rows(t);
-}
-GDS_SIMD_CLONES static void accumulate_worker(AccumulateTask<double, CsrRows<double>>* t) {
-    accumulate_rows(t);
-}
-GDS_SIMD_CLONES static void accumulate_worker(AccumulateTask<float, CsrRows<float>>* t) {
-    accumulate_rows(t);
-}
+#define GDS_ACCUMULATE_CLONE(T, ROWS)                                                            \
+    GDS_SIMD_CLONES static void accumulate_worker(AccumulateTask<T, ROWS<T>>* t) {             \
+        accumulate_rows(t);                                                                      \
+    }
+GDS_LINEAR_ROW_TYPES(GDS_ACCUMULATE_CLONE)
+#undef GDS_ACCUMULATE_CLONE
 
 // Team entry: member m sums its share of the batch (tasks[m]).
 template <class T, class Rows> void accumulate_job(void* tasks, int member) {
