@@ -639,7 +639,9 @@ GDS_LINEAR_ROW_TYPES(GDS_PER_SAMPLE_CLONES)
 // the epoch's rows (and their targets and weights), in the epoch's order, into a ring of chunks
 // ahead of the training thread, which reads each chunk as contiguous memory through the same
 // per-sample code. Same rows, same order, same arithmetic: the model equals the direct loop's bit
-// for bit.
+// for bit. Chunks are claimed in order from one counter: when the training thread finds its next
+// chunk not ready (the copying is the slower side, e.g. float32 rows), it claims and fills the
+// next unclaimed chunk itself instead of waiting, so the two threads share the copying.
 template <class T> struct GatherChunk {
     gds_int64 count = 0;
     std::vector<T> X;                    // dense rows, count x d
@@ -675,14 +677,14 @@ template <class T, class Rows> class RowGatherer {
         order_ = order;
         n_ = n;
         n_chunks_ = (n + kChunkRows - 1) / kChunkRows;
-        produced_.store(0, std::memory_order_relaxed);
+        next_fill_.store(0, std::memory_order_relaxed);
         consumed_.store(0, std::memory_order_relaxed);
+        for (auto& r : ready_) r.store(-1, std::memory_order_relaxed);
         stop_.store(false, std::memory_order_relaxed);
-        inline_ = false;
         try {
             thread_ = std::thread(&RowGatherer::produce, this);
-        } catch (const std::system_error&) {  // no thread: fill every chunk here, on demand
-            inline_ = true;
+        } catch (const std::system_error&) {
+            // no helper: acquire() claims and fills every chunk itself
         }
     }
     // Stops the helper (also after an early exit) and waits for it.
@@ -695,13 +697,17 @@ template <class T, class Rows> class RowGatherer {
     // Row order within every chunk: 0, 1, 2, ...
     const RowIndex* in_chunk_order() const { return in_chunk_.data(); }
 
-    // The problem restricted to chunk c, its rows in order (blocks until the helper has it).
+    // The problem restricted to chunk c, its rows in order. While chunk c is not ready, fills
+    // the next unclaimed chunk whose slot is free (every chunk before c has been released).
     Problem<T, Rows> acquire(gds_int64 c) {
-        if (inline_) {
-            fill(slots_[c % kSlots], c * kChunkRows, std::min(n_, (c + 1) * kChunkRows));
-            produced_.store(c + 1, std::memory_order_relaxed);
-        }
-        for (std::uint32_t spins = 0; produced_.load(std::memory_order_acquire) <= c; ++spins) {
+        for (std::uint32_t spins = 0;
+             ready_[c % kSlots].load(std::memory_order_acquire) != c; ++spins) {
+            gds_int64 k = next_fill_.load(std::memory_order_relaxed);
+            if (k < n_chunks_ && k < c + kSlots &&
+                next_fill_.compare_exchange_strong(k, k + 1, std::memory_order_relaxed)) {
+                fill_chunk(k);
+                continue;
+            }
             if (spins < (1u << 14)) GDS_SPIN_PAUSE();
             else std::this_thread::yield();
         }
@@ -765,8 +771,16 @@ template <class T, class Rows> class RowGatherer {
         }
     }
 
+    void fill_chunk(gds_int64 c) {
+        fill(slots_[c % kSlots], c * kChunkRows, std::min(n_, (c + 1) * kChunkRows));
+        ready_[c % kSlots].store(c, std::memory_order_release);
+    }
+
+    // The helper: claims the next chunk, waits for its slot to be released, fills it.
     void produce() {
-        for (gds_int64 c = 0; c < n_chunks_; ++c) {
+        for (;;) {
+            const gds_int64 c = next_fill_.fetch_add(1, std::memory_order_relaxed);
+            if (c >= n_chunks_) return;
             for (std::uint32_t spins = 0;
                  c - consumed_.load(std::memory_order_acquire) >= kSlots; ++spins) {
                 if (stop_.load(std::memory_order_acquire)) return;
@@ -774,8 +788,7 @@ template <class T, class Rows> class RowGatherer {
                 else std::this_thread::yield();
             }
             if (stop_.load(std::memory_order_acquire)) return;
-            fill(slots_[c % kSlots], c * kChunkRows, std::min(n_, (c + 1) * kChunkRows));
-            produced_.store(c + 1, std::memory_order_release);
+            fill_chunk(c);
         }
     }
 
@@ -784,10 +797,10 @@ template <class T, class Rows> class RowGatherer {
     gds_int64 n_ = 0, n_chunks_ = 0;
     std::vector<GatherChunk<T>> slots_;
     std::vector<RowIndex> in_chunk_;
-    alignas(64) std::atomic<gds_int64> produced_{0};
+    alignas(64) std::atomic<gds_int64> next_fill_{0};  // next chunk to claim for filling
+    alignas(64) std::atomic<gds_int64> ready_[kSlots];  // chunk now in each slot (-1: none)
     alignas(64) std::atomic<gds_int64> consumed_{0};
     alignas(64) std::atomic<bool> stop_{false};
-    bool inline_ = false;
     std::thread thread_;
 };
 
