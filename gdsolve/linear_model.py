@@ -76,7 +76,8 @@ _LOSS_CURVATURE = {Loss.SQUARED: 1.0, Loss.HUBER: 1.0, Loss.EPSILON_INSENSITIVE:
                    Loss.LOG: 0.25, Loss.SOFTMAX: 0.5}
 _GRAM_MAX_FEATURES = 2000
 # Shuffled per-sample epochs: -1 lets the loop decide whether a helper thread gathers the rows
-# (data beyond the caches and a spare CPU), 0 / 1 force it off / on (the tests use both).
+# (data beyond the caches and a spare CPU), 0 / 1 force it off / on (the tests use both); 2
+# gathers on the training thread alone (the path taken when no thread can be started).
 _GATHER_ROWS = -1
 
 

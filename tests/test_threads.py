@@ -136,9 +136,10 @@ GATHER_CONFIGS = [
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gathered_rows_give_the_same_model(monkeypatch, config, sparse, dtype):
-    """Shuffled per-sample SGD with a helper thread copying the epoch's rows into a ring of
-    chunks (linear_loop.h RowGatherer) must equal the direct loop bit for bit: same rows, same
-    order, same arithmetic. 10,000 rows fill the ring's 8 chunks of 512 rows twice over."""
+    """Shuffled per-sample SGD with the epoch's rows copied into a ring of chunks (linear_loop.h
+    RowGatherer; by a helper thread and the training thread, or by the training thread alone)
+    must equal the direct loop bit for bit: same rows, same order, same arithmetic. 10,000 rows
+    fill the ring's 8 chunks of 512 rows twice over."""
     config = dict(config)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((10_000, 30)).astype(dtype)
@@ -155,12 +156,15 @@ def test_gathered_rows_give_the_same_model(monkeypatch, config, sparse, dtype):
         return SGDLogistic(max_iter=3, tol=None, random_state=0, **config).fit(
             X, y, sample_weight=weights)
 
-    direct, gathered = fit(0), fit(1)
-    assert not direct._loop_gathered and gathered._loop_gathered
-    assert_array_equal(gathered.coef_, direct.coef_)
-    assert_array_equal(gathered.intercept_, direct.intercept_)
-    assert_array_equal(gathered.loss_curve_, direct.loss_curve_)
-    assert gathered.t_ == direct.t_
+    direct = fit(0)
+    assert not direct._loop_gathered
+    # 1: a helper thread and the training thread share the copying; 2: no helper thread
+    for gathered in (fit(1), fit(2)):
+        assert gathered._loop_gathered
+        assert_array_equal(gathered.coef_, direct.coef_)
+        assert_array_equal(gathered.intercept_, direct.intercept_)
+        assert_array_equal(gathered.loss_curve_, direct.loss_curve_)
+        assert gathered.t_ == direct.t_
 
 
 def test_gather_is_automatic_only_for_large_shuffled_data(monkeypatch):

@@ -260,7 +260,8 @@ struct LinearConfig {
     int clip;                 // gds::Clip applied to the data gradient
     double clip_limit;
     int n_threads;            // threads that share each batch's rows (mini and full batch); 1 = none
-    int gather_rows;          // per-sample, shuffled: helper thread gathers rows (-1 auto, 0 off, 1 on)
+    int gather_rows;          // per-sample, shuffled: rows gathered into chunks by a helper thread
+                              // (-1 auto, 0 off, 1 on; 2 on without the helper thread, for tests)
 };
 
 // One data set view: rows `train_rows` train, `val_rows` (optional) give the early-stopping score.
@@ -658,8 +659,10 @@ template <class T, class Rows> class RowGatherer {
 
     // The ring and the in-chunk order are allocated once per fit; each epoch is one
     // start() ... finish() with its own helper thread.
-    explicit RowGatherer(const Problem<T, Rows>& pb)
-        : pb_(pb), slots_(kSlots), in_chunk_(kChunkRows) {
+    // with_helper false: no helper thread, the training thread fills every chunk (as when the
+    // system refuses a thread; the tests use it to check that path).
+    RowGatherer(const Problem<T, Rows>& pb, bool with_helper)
+        : pb_(pb), slots_(kSlots), in_chunk_(kChunkRows), with_helper_(with_helper) {
         for (auto& ch : slots_) {
             if (Rows::kDense) ch.X.resize(static_cast<std::size_t>(kChunkRows * pb.d));
             else ch.indptr.resize(kChunkRows + 1);
@@ -681,10 +684,11 @@ template <class T, class Rows> class RowGatherer {
         consumed_.store(0, std::memory_order_relaxed);
         for (auto& r : ready_) r.store(-1, std::memory_order_relaxed);
         stop_.store(false, std::memory_order_relaxed);
+        if (!with_helper_) return;  // acquire() claims and fills every chunk itself
         try {
             thread_ = std::thread(&RowGatherer::produce, this);
         } catch (const std::system_error&) {
-            // no helper: acquire() claims and fills every chunk itself
+            // no helper: as above
         }
     }
     // Stops the helper (also after an early exit) and waits for it.
@@ -801,6 +805,7 @@ template <class T, class Rows> class RowGatherer {
     alignas(64) std::atomic<gds_int64> ready_[kSlots];  // chunk now in each slot (-1: none)
     alignas(64) std::atomic<gds_int64> consumed_{0};
     alignas(64) std::atomic<bool> stop_{false};
+    bool with_helper_;
     std::thread thread_;
 };
 
@@ -1286,7 +1291,7 @@ int fit_linear(const LinearConfig& cfg, const Rows& rows_view, const LinearData<
                         (cfg.gather_rows > 0 ||
                          (cfg.gather_rows < 0 && n_threads > 1 && row_bytes >= kGatherMinBytes));
     std::unique_ptr<RowGatherer<T, Rows>> gatherer;
-    if (gather) gatherer.reset(new RowGatherer<T, Rows>(pb));
+    if (gather) gatherer.reset(new RowGatherer<T, Rows>(pb, cfg.gather_rows != 2));
     report.used_gather = gather ? 1 : 0;
     const PerSampleSettings ps{pen.l1, pen.l2, cfg.fit_intercept,
                                cfg.clip == static_cast<int>(Clip::NORM), cfg.clip_limit,
