@@ -187,12 +187,21 @@ template <class T> struct CsrRows {
     const gds_int64* indptr;
     gds_int64 n_rows, n_cols;
 
+    // Four accumulators, so a row's products are not one chain of FMA latencies. (The former
+    // `omp simd reduction` stayed scalar inside the cloned entry points, one chain with the sum
+    // stored to the stack every step: the per-sample CSR epoch took 29 ms instead of about 21.)
     T dot(gds_int64 i, const T* w) const {
-        T s = T(0);
         const gds_int64 end = indptr[i + 1];
-#pragma omp simd reduction(+ : s)
-        for (gds_int64 p = indptr[i]; p < end; ++p) s += data[p] * w[indices[p]];
-        return s;
+        T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+        gds_int64 p = indptr[i];
+        for (; p + 4 <= end; p += 4) {
+            s0 += data[p] * w[indices[p]];
+            s1 += data[p + 1] * w[indices[p + 1]];
+            s2 += data[p + 2] * w[indices[p + 2]];
+            s3 += data[p + 3] * w[indices[p + 3]];
+        }
+        for (; p < end; ++p) s0 += data[p] * w[indices[p]];
+        return (s0 + s1) + (s2 + s3);
     }
     void axpy(gds_int64 i, T a, T* w) const {
         const gds_int64 end = indptr[i + 1];
