@@ -12,6 +12,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+import gdsolve.linear_model as linear_model
 from gdsolve import SGDLinearRegression, SGDLogistic
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -152,3 +153,22 @@ def test_l1_stochastic_gives_exact_zeros(l1_case, kwargs, tolerance):
     assert (est.coef_ == 0.0).sum() >= n_ref_zeros - 4
     f = logistic_objective(X, y, alpha, est.coef_, est.intercept_, l1=True)
     assert relative_gap(f, f_star) < tolerance
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_full_batch_lipschitz_constant_is_the_largest_eigenvalue(monkeypatch, weighted, threads):
+    # the 1/L step's L: largest eigenvalue of [X 1]' S [X 1] / n, also when the Gram matrix is
+    # summed from row blocks on several threads
+    monkeypatch.setattr(linear_model, "_GRAM_BLOCK_WORK", 1000)
+    monkeypatch.setattr(linear_model, "available_threads", lambda: threads)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1001, 7)) * [1.0, 3.0, 0.5, 2.0, 1.0, 0.1, 4.0] + 1.5
+    sw = rng.uniform(0.5, 2.0, 1001) if weighted else None
+    Xt = np.hstack([X, np.ones((1001, 1))])
+    S = np.ones(1001) if sw is None else sw
+    want = np.linalg.eigvalsh(Xt.T @ (Xt * S[:, None]) / 1001)[-1]
+    assert linear_model.lipschitz_constant(X, sw, True) == pytest.approx(want, rel=1e-12)
+    want_no_intercept = np.linalg.eigvalsh(X.T @ (X * S[:, None]) / 1001)[-1]
+    assert linear_model.lipschitz_constant(X, sw, False) == pytest.approx(want_no_intercept,
+                                                                          rel=1e-12)
