@@ -26,25 +26,8 @@ cdef extern from "gdsolve/fast_math.h" namespace "gds":
     double log1p_unit(double x) nogil
     float log1p_unit(float x) nogil
     void exp_nonpositive_inplace[T](T* z, gds_int64 n) nogil
-
-cdef extern from *:
-    """
-    #include "gdsolve/fast_math.h"
-    // log1p_unit over an array a whole vector at a time (the lane overloads), for the tests
-    template <class T> void log1p_unit_inplace(T* z, gds_int64 n) {
-        typedef typename std::conditional<sizeof(T) == 8, gds::F64x4, gds::F32x8>::type V;
-        const gds_int64 L = sizeof(V) / sizeof(T);
-        gds_int64 i = 0;
-        for (; i + L <= n; i += L) {
-            V v;
-            std::memcpy(&v, z + i, sizeof v);
-            v = gds::log1p_unit(v);
-            std::memcpy(z + i, &v, sizeof v);
-        }
-        for (; i < n; ++i) z[i] = gds::log1p_unit(z[i]);
-    }
-    """
     void log1p_unit_inplace[T](T* z, gds_int64 n) nogil
+
 
 cnp.import_array()
 

@@ -158,18 +158,30 @@ inline float log1p_unit(float x) { return fast_math_detail::log1p_unit_f32(x); }
 inline F64x4 log1p_unit(F64x4 x) { return fast_math_detail::log1p_unit_f64(x); }
 inline F32x8 log1p_unit(F32x8 x) { return fast_math_detail::log1p_unit_f32(x); }
 
-// z[i] = exp_nonpositive(z[i]) over an array: whole vectors, then the tail one at a time.
-template <class T> inline void exp_nonpositive_inplace(T* z, gds_int64 n) {
-    typedef typename std::conditional<sizeof(T) == 8, F64x4, F32x8>::type V;
+// The 32-byte vector of T's: F64x4 or F32x8.
+template <class T>
+using LanesOf = typename std::conditional<sizeof(T) == 8, F64x4, F32x8>::type;
+
+// z[i] = f(z[i]) over an array: whole vectors, then the tail one at a time (f: a generic callable
+// taking a T or a LanesOf<T>, such as one of the functions above).
+template <class T, class F> inline void map_lanes_in_place(T* z, gds_int64 n, F f) {
+    typedef LanesOf<T> V;
     constexpr gds_int64 L = static_cast<gds_int64>(sizeof(V) / sizeof(T));
     gds_int64 i = 0;
     for (; i + L <= n; i += L) {
         V v;
         std::memcpy(&v, z + i, sizeof v);
-        v = exp_nonpositive(v);
+        v = f(v);
         std::memcpy(z + i, &v, sizeof v);
     }
-    for (; i < n; ++i) z[i] = exp_nonpositive(z[i]);
+    for (; i < n; ++i) z[i] = f(z[i]);
+}
+
+template <class T> inline void exp_nonpositive_inplace(T* z, gds_int64 n) {
+    map_lanes_in_place(z, n, [](auto v) { return exp_nonpositive(v); });
+}
+template <class T> inline void log1p_unit_inplace(T* z, gds_int64 n) {
+    map_lanes_in_place(z, n, [](auto v) { return log1p_unit(v); });
 }
 
 }  // namespace gds

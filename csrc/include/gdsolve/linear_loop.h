@@ -13,7 +13,6 @@
 #include <memory>
 #include <system_error>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include "clip.h"
@@ -854,7 +853,7 @@ template <class T, class Rows>
 inline double log_loss_group(const Problem<T, Rows>& pb, const RowIndex* rows, gds_int64 n,
                              T* z) {
     // whole 32-byte vectors of rows (fast_math.h: a plain loop here would stay scalar)
-    typedef typename std::conditional<sizeof(T) == 8, F64x4, F32x8>::type V;
+    typedef LanesOf<T> V;
     constexpr int L = static_cast<int>(sizeof(V) / sizeof(T));
     static_assert(kGroupRows % L == 0, "a group is whole vectors");
     alignas(32) T y[kGroupRows], w[kGroupRows], t[kGroupRows], loss[kGroupRows];

@@ -35,13 +35,22 @@ struct Rng {
     double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
 };
 
-template <class Index> inline void shuffle_in_place(std::vector<Index>& idx, Rng& rng) {
-    for (std::size_t i = idx.size(); i > 1; --i) {
+// Fisher-Yates from position i down (idx[i..) already final), at most `steps` swaps; the
+// shuffle is complete once i <= 1. Returns whether work remains.
+template <class Index>
+inline bool fisher_yates_steps(Index* idx, std::size_t& i, Rng& rng, std::size_t steps) {
+    for (; i > 1 && steps > 0; --i, --steps) {
         const std::size_t j = static_cast<std::size_t>(rng.below(i));
-        Index tmp = idx[i - 1];
+        const Index tmp = idx[i - 1];
         idx[i - 1] = idx[j];
         idx[j] = tmp;
     }
+    return i > 1;
+}
+
+template <class Index> inline void shuffle_in_place(std::vector<Index>& idx, Rng& rng) {
+    std::size_t i = idx.size();
+    fisher_yates_steps(idx.data(), i, rng, static_cast<std::size_t>(-1));
 }
 
 // The next epoch's order, shuffled a slice at a time while the current epoch runs (in time the
@@ -60,15 +69,7 @@ template <class Index> struct ShuffleAhead {
     }
     bool active() const { return rng != nullptr; }
     // Up to `steps` swaps; false when the shuffle is complete.
-    bool advance(std::size_t steps) {
-        for (; i > 1 && steps > 0; --i, --steps) {
-            const std::size_t j = static_cast<std::size_t>(rng->below(i));
-            const Index tmp = next[i - 1];
-            next[i - 1] = next[j];
-            next[j] = tmp;
-        }
-        return i > 1;
-    }
+    bool advance(std::size_t steps) { return fisher_yates_steps(next.data(), i, *rng, steps); }
     // Completes the shuffle and hands the order over.
     void finish_into(std::vector<Index>& order) {
         advance(static_cast<std::size_t>(-1));
