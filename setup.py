@@ -21,8 +21,8 @@ HEADER_DIR = os.path.join("csrc", "include")
 # Extension modules (name -> .pyx). Each is C++17 over the core headers.
 EXTENSIONS = {
     "gdsolve._core": "gdsolve/_core.pyx",
-    "gdsolve._linear_loop": "gdsolve/_linear_loop.pyx",
-    "gdsolve._mlp_loop": "gdsolve/_mlp_loop.pyx",
+    "gdsolve._cpu_linear": "gdsolve/_cpu_linear.pyx",
+    "gdsolve._cpu_mlp": "gdsolve/_cpu_mlp.pyx",
 }
 
 
@@ -67,16 +67,19 @@ def make_extensions():
 
 
 class BuildPyWithHeaders(build_py):
-    """Ship csrc/include/gdsolve/*.h inside the package as gdsolve/include/gdsolve/."""
+    """Ship the header tree csrc/include/gdsolve/**.h inside the package as
+    gdsolve/include/gdsolve/ (same sub-folders)."""
 
     def run(self):
         super().run()
         src = os.path.join(HERE, HEADER_DIR, "gdsolve")
         dst = os.path.join(self.build_lib, "gdsolve", "include", "gdsolve")
-        os.makedirs(dst, exist_ok=True)
-        for fname in sorted(os.listdir(src)):
-            if fname.endswith(".h"):
-                shutil.copy2(os.path.join(src, fname), os.path.join(dst, fname))
+        for dirpath, _, filenames in os.walk(src):
+            target = os.path.join(dst, os.path.relpath(dirpath, src))
+            for fname in sorted(filenames):
+                if fname.endswith(".h"):
+                    os.makedirs(target, exist_ok=True)
+                    shutil.copy2(os.path.join(dirpath, fname), os.path.join(target, fname))
 
 
 setup(ext_modules=make_extensions(), cmdclass={"build_py": BuildPyWithHeaders})

@@ -1,7 +1,7 @@
 """Pieces shared by the linear and MLP estimators: fit-status handling (divergence, Ctrl-C,
 convergence warnings), optimizer/schedule resolution, and the pickle version stamp.
 
-The compiled loops return a gds::FitStatus code (csrc/include/gdsolve/loop_common.h); the
+The epoch driver returns a gds::FitStatus code (csrc/include/gdsolve/codes.h); the
 estimators call `handle_fit_status` right after the loop returns and before assigning any fitted
 attribute, so a diverged fit never leaves a half-overwritten model.
 """

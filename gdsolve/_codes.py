@@ -68,4 +68,18 @@ class Clip(IntEnum):
     NORM = 2
 
 
-ALL_CODE_ENUMS = (Loss, Activation, Penalty, Optimizer, Schedule, CyclicMode, Anneal, Clip)
+class PlateauMode(IntEnum):
+    NONE = 0
+    ADAPTIVE = 1
+    REDUCE_ON_PLATEAU = 2
+
+
+class FitStatus(IntEnum):
+    MAX_ITER = 0
+    CONVERGED = 1
+    DIVERGED = 2
+    INTERRUPTED = 3
+
+
+ALL_CODE_ENUMS = (Loss, Activation, Penalty, Optimizer, Schedule, CyclicMode, Anneal, Clip,
+                  PlateauMode, FitStatus)

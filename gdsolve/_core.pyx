@@ -1,32 +1,96 @@
 # distutils: language = c++
-"""Bindings of the C++ core for gdsolve.optim, gdsolve.schedules and the tests.
+"""Bindings of the C++ core for gdsolve.optim, gdsolve.schedules, gdsolve.engine and the tests.
 
-Design: each function checks its arrays, converts a config dict to the C++ struct and calls one
-core function from csrc/include/gdsolve with the GIL released. No math here.
+Design: each function checks its arrays, turns a config dict into the C++ struct (through the
+NumPy record gdsolve._structs builds from structs.h's own layout table) and calls one core
+function from csrc/include/gdsolve with the GIL released. No math here.
 """
 
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY
+from libc.stdint cimport uint32_t, uint64_t
 
 from gdsolve._cdefs cimport (
-    OptimizerConfig, OptimizerScalars, OptimizerStep, ScheduleConfig, ReduceOnPlateauConfig,
-    ReduceOnPlateauState, CodeEntry, code_table, optimizer_begin_step, optimizer_update_array,
-    optimizer_state_slots, schedule_lr, schedule_momentum, reduce_on_plateau_step,
-    optimal_t0, loss_value, loss_derivative, softmax_cross_entropy, activation_value,
-    activation_derivative_from_output, clip_gradient, optimizer_config_from_dict,
-    schedule_config_from_dict, plateau_config_from_dict, gds_int64, PenaltySplit, penalty_split, penalty_value,
-    soft_threshold, cumulative_l1_truncate, PlateauStop, plateau_stop_update,
+    CodeEntry, FitScalars, DriverConfig, LinearConfig, OptimizerConfig, OptimizerScalars,
+    OptimizerStep, PlateauStop, ReduceOnPlateauConfig, ReduceOnPlateauState, ScheduleConfig,
+    StructLayout, code_table, gds_int64, struct_layouts as _struct_layouts, struct_ptr,
 )
 
-cdef extern from "gdsolve/fast_math.h" namespace "gds":
+cdef extern from "gdsolve/math/optimizers.h" namespace "gds":
+    int optimizer_state_slots(const OptimizerConfig& c) nogil
+    OptimizerStep optimizer_begin_step(const OptimizerConfig& c, OptimizerScalars& s, double lr,
+                                       double momentum_override) nogil
+    void optimizer_update_array[T](const OptimizerConfig& c, const OptimizerStep& st, T* w,
+                                   const T* g, T* s0, T* s1, T* s2, gds_int64 n) nogil
+
+cdef extern from "gdsolve/math/schedules.h" namespace "gds":
+    double optimal_t0(double alpha, double dloss_at_minus_typw) nogil
+    double schedule_lr(const ScheduleConfig& s, double step, double t) nogil
+    double schedule_momentum(const ScheduleConfig& s, double step) nogil
+    int reduce_on_plateau_step(const ReduceOnPlateauConfig& c, ReduceOnPlateauState& s,
+                               double metric) nogil
+    int plateau_stop_update(PlateauStop& p, double value, double tol, int n_iter_no_change,
+                            int higher_is_better, int adaptive, double current_lr,
+                            double& lr_factor) nogil
+
+cdef extern from "gdsolve/math/losses.h" namespace "gds":
+    T loss_value[T](int code, T p, T y, T param) nogil
+    T loss_derivative[T](int code, T p, T y, T param) nogil
+    T softmax_cross_entropy[T](T* z, int k, int label) nogil
+
+cdef extern from "gdsolve/math/activations.h" namespace "gds":
+    T activation_value[T](int code, T z) nogil
+    T activation_derivative_from_output[T](int code, T a) nogil
+
+cdef extern from "gdsolve/math/penalties.h" namespace "gds":
+    cdef struct PenaltySplit:
+        double l2
+        double l1
+    PenaltySplit penalty_split(int code, double alpha, double l1_ratio) nogil
+    T penalty_value[T](const PenaltySplit& s, const T* w, gds_int64 n) nogil
+    T soft_threshold[T](T w, T threshold) nogil
+    void cumulative_l1_truncate[T](T& w, T& q, T u) nogil
+
+cdef extern from "gdsolve/math/clip.h" namespace "gds":
+    void clip_gradient[T](int code, double limit, T* g, gds_int64 n) nogil
+
+cdef extern from "gdsolve/math/fast_math.h" namespace "gds":
     double exp_nonpositive(double x) nogil
     float exp_nonpositive(float x) nogil
     double log1p_unit(double x) nogil
     float log1p_unit(float x) nogil
     void exp_nonpositive_inplace[T](T* z, gds_int64 n) nogil
     void log1p_unit_inplace[T](T* z, gds_int64 n) nogil
+
+cdef extern from "gdsolve/cpu/fast_losses.h" namespace "gds":
+    double softmax_cross_entropy_batch[T](T* z, gds_int64 nb, gds_int64 k, const int* labels,
+                                          T scale, T* shifted_label) nogil
+    void log_loss_lanes[T](const T* t, T* loss, T* sig, gds_int64 n) nogil
+
+cdef extern from "gdsolve/driver/epoch_rules.h" namespace "gds":
+    cdef struct EpochDecision:
+        int stop
+        int improved
+        double lr
+    EpochDecision epoch_end_rules "gds::epoch_end"(
+        const DriverConfig& d, const ScheduleConfig& s, const ReduceOnPlateauConfig& p,
+        FitScalars& st, double objective, double score) nogil
+
+cdef extern from "gdsolve/driver/shuffle.h" namespace "gds":
+    void next_epoch_order[I](I* order, size_t n, uint64_t& rng) nogil
+
+cdef extern from "gdsolve/model/linear.h" namespace "gds":
+    cdef cppclass LinearStepPlan:
+        pass
+    LinearStepPlan linear_step_begin(const LinearConfig& m, const OptimizerConfig& o,
+                                     const ScheduleConfig& s, FitScalars& st, gds_int64 count,
+                                     double grad_sqnorm) nogil
+    void linear_step_element[T, G](const LinearConfig& m, const OptimizerConfig& o,
+                                   const LinearStepPlan& p, gds_int64 j, gds_int64 d, T* P,
+                                   const G* grad, T* s0, T* s1, T* s2, T* A) nogil
+    gds_int64 linear_updated_params(const LinearConfig& m, gds_int64 d) nogil
+    double linear_clip_sqnorm[T, G](const G* grad, double inv_count, gds_int64 n) nogil
 
 
 cnp.import_array()
@@ -36,6 +100,9 @@ ctypedef fused floating:
     double
 
 
+# ---- codes and struct layouts (gdsolve._codes is proven against the first, gdsolve._structs
+# is built from the second) ----
+
 def codes():
     """Every (kind, NAME, value) defined in csrc/include/gdsolve/codes.h."""
     cdef int n = 0
@@ -43,8 +110,57 @@ def codes():
     return [(table[i].kind.decode(), table[i].name.decode(), table[i].value) for i in range(n)]
 
 
-def state_slots(dict config):
-    cdef OptimizerConfig c = optimizer_config_from_dict(config)
+def struct_layouts():
+    """[(struct name, sizeof, [(field, NumPy kind, count, offset, default), ...]), ...] for
+    every struct of csrc/include/gdsolve/structs.h."""
+    cdef int n = 0, i, j
+    cdef const StructLayout* table = _struct_layouts(&n)
+    out = []
+    for i in range(n):
+        fields = []
+        for j in range(table[i].n_fields):
+            f = table[i].fields[j]
+            fields.append((f.name.decode(), chr(f.kind), f.count, f.offset, f.default_value))
+        out.append((table[i].name.decode(), table[i].size, fields))
+    return out
+
+
+cdef object _record(object config, str name):
+    """A config given as a dict (or already a record) as a record of struct `name`."""
+    from gdsolve import _structs
+
+    if isinstance(config, dict):
+        return _structs.record(name, config)
+    return config
+
+
+def plateau_record(dict config):
+    """ReduceOnPlateauConfig from PyTorch's ReduceLROnPlateau arguments (threshold_mode 'rel' or
+    'abs'; missing keys take PyTorch's defaults)."""
+    from gdsolve import _structs
+
+    fields = dict(config)
+    mode = fields.pop("threshold_mode", "rel")
+    if mode not in ("rel", "abs"):
+        raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {mode!r}")
+    fields["threshold_mode_rel"] = mode == "rel"
+    return _structs.record("ReduceOnPlateauConfig", fields)
+
+
+cdef OptimizerConfig _optimizer(object config) except *:
+    rec = _record(config, "OptimizerConfig")
+    return (<OptimizerConfig*>struct_ptr(rec, "OptimizerConfig", sizeof(OptimizerConfig)))[0]
+
+
+cdef ScheduleConfig _schedule(object config) except *:
+    rec = _record(config, "ScheduleConfig")
+    return (<ScheduleConfig*>struct_ptr(rec, "ScheduleConfig", sizeof(ScheduleConfig)))[0]
+
+
+# ---- update rules ----
+
+def state_slots(config):
+    cdef OptimizerConfig c = _optimizer(config)
     return optimizer_state_slots(c)
 
 
@@ -53,34 +169,42 @@ cdef void _update(floating* w, const floating* g, floating* s0, floating* s1, fl
     optimizer_update_array(c[0], st[0], w, g, s0, s1, s2, n)
 
 
-def optimizer_step(dict config, floating[::1] w, const floating[::1] g, floating[::1] s0,
+def optimizer_step(config, floating[::1] w, const floating[::1] g, floating[::1] s0,
                    floating[::1] s1, floating[::1] s2, long step, double mu_product, double lr,
                    double momentum_override=-1.0):
     """One step of the rule in `config` on w (in place). Slots shorter than w are unused.
 
     Returns the new (step, mu_product, lr used, momentum used)."""
-    cdef OptimizerConfig c = optimizer_config_from_dict(config)
-    cdef OptimizerScalars sc
-    cdef OptimizerStep st
+    from gdsolve import _structs
+
+    cdef OptimizerConfig c = _optimizer(config)
+    scalars = _structs.record("OptimizerScalars", {"step": step, "mu_product": mu_product})
+    cdef OptimizerScalars* sc = <OptimizerScalars*>struct_ptr(
+        scalars, "OptimizerScalars", sizeof(OptimizerScalars), True)
+    step_rec = _structs.record("OptimizerStep")
+    cdef OptimizerStep* st = <OptimizerStep*>struct_ptr(step_rec, "OptimizerStep",
+                                                        sizeof(OptimizerStep), True)
     cdef gds_int64 n = w.shape[0]
     if g.shape[0] != n:
         raise ValueError(f"gradient has {g.shape[0]} elements, parameters have {n}")
-    sc.step = step
-    sc.mu_product = mu_product
     cdef floating* p0 = &s0[0] if s0.shape[0] == n and n > 0 else NULL
     cdef floating* p1 = &s1[0] if s1.shape[0] == n and n > 0 else NULL
     cdef floating* p2 = &s2[0] if s2.shape[0] == n and n > 0 else NULL
     if n == 0:
         return step, mu_product, lr, momentum_override
     with nogil:
-        st = optimizer_begin_step(c, sc, lr, momentum_override)
-        _update(&w[0], &g[0], p0, p1, p2, n, &c, &st)
-    return sc.step, sc.mu_product, st.lr, st.momentum
+        st[0] = optimizer_begin_step(c, sc[0], lr, momentum_override)
+        _update(&w[0], &g[0], p0, p1, p2, n, &c, st)
+    out = _structs.as_dict(scalars)
+    used = _structs.as_dict(step_rec)
+    return out["step"], out["mu_product"], used["lr"], used["momentum"]
 
 
-def schedule_values(dict config, const double[::1] steps, const double[::1] t):
+# ---- schedules and the epoch driver's rules ----
+
+def schedule_values(config, const double[::1] steps, const double[::1] t):
     """Learning rate and momentum (-1 when not cycled) at each step (t: sklearn's sample count)."""
-    cdef ScheduleConfig s = schedule_config_from_dict(config)
+    cdef ScheduleConfig s = _schedule(config)
     cdef Py_ssize_t i, n = steps.shape[0]
     lr = np.empty(n)
     mom = np.empty(n)
@@ -98,19 +222,109 @@ def sklearn_optimal_t0(double alpha, double dloss_at_minus_typw):
 
 
 def reduce_on_plateau(dict config, dict state, double metric):
-    """Feed one metric to PyTorch-style ReduceLROnPlateau; updates `state` in place."""
-    cdef ReduceOnPlateauConfig c
-    cdef ReduceOnPlateauState s
-    c = plateau_config_from_dict(config)
-    s.best = state.get("best", INFINITY)
-    s.num_bad_epochs = state.get("num_bad_epochs", 0)
-    s.cooldown_counter = state.get("cooldown_counter", 0)
-    s.lr = state["lr"]
-    reduced = reduce_on_plateau_step(c, s, metric)
-    state.update(best=s.best, num_bad_epochs=s.num_bad_epochs,
-                 cooldown_counter=s.cooldown_counter, lr=s.lr)
+    """Feed one metric to PyTorch-style ReduceLROnPlateau; updates `state` (best,
+    num_bad_epochs, cooldown_counter, lr) in place. Returns whether the rate was reduced."""
+    from gdsolve import _structs
+
+    crec = plateau_record(config)
+    cdef ReduceOnPlateauConfig* c = <ReduceOnPlateauConfig*>struct_ptr(
+        crec, "ReduceOnPlateauConfig", sizeof(ReduceOnPlateauConfig))
+    srec = _structs.record("ReduceOnPlateauState", state)
+    cdef ReduceOnPlateauState* s = <ReduceOnPlateauState*>struct_ptr(
+        srec, "ReduceOnPlateauState", sizeof(ReduceOnPlateauState), True)
+    reduced = reduce_on_plateau_step(c[0], s[0], metric)
+    state.update(_structs.as_dict(srec))
     return bool(reduced)
 
+
+def plateau_stop(dict state, double value, double tol, int n_iter_no_change,
+                 bint higher_is_better, bint adaptive, double current_lr):
+    """One epoch of scikit-learn's stopping / 'adaptive' rule; updates `state` ({"best",
+    "no_improvement"}) in place. Returns (keep_going, lr_factor: 1, or 1/5 on an adaptive cut)."""
+    from gdsolve import _structs
+
+    rec = _structs.record("PlateauStop", state)
+    cdef PlateauStop* p = <PlateauStop*>struct_ptr(rec, "PlateauStop", sizeof(PlateauStop), True)
+    cdef double lr_factor = 1.0
+    keep_going = plateau_stop_update(p[0], value, tol, n_iter_no_change, higher_is_better,
+                                     adaptive, current_lr, lr_factor)
+    state.update(_structs.as_dict(rec))
+    return bool(keep_going), lr_factor
+
+
+def epoch_end(driver, schedule, plateau, scalars, double objective, double score):
+    """The driver's end-of-epoch rules (driver/epoch_rules.h) on the FitScalars record
+    `scalars` (updated in place). Returns (stop, improved, lr)."""
+    cdef DriverConfig* d = <DriverConfig*>struct_ptr(driver, "DriverConfig", sizeof(DriverConfig))
+    cdef ScheduleConfig* s = <ScheduleConfig*>struct_ptr(schedule, "ScheduleConfig",
+                                                         sizeof(ScheduleConfig))
+    cdef ReduceOnPlateauConfig* p = <ReduceOnPlateauConfig*>struct_ptr(
+        plateau, "ReduceOnPlateauConfig", sizeof(ReduceOnPlateauConfig))
+    cdef FitScalars* st = <FitScalars*>struct_ptr(scalars, "FitScalars", sizeof(FitScalars), True)
+    cdef EpochDecision out = epoch_end_rules(d[0], s[0], p[0], st[0], objective, score)
+    return bool(out.stop), bool(out.improved), out.lr
+
+
+def shuffle_order(uint32_t[::1] order, scalars):
+    """The next epoch's row order (driver/shuffle.h), in place; advances the generator state held
+    in the FitScalars record `scalars`."""
+    struct_ptr(scalars, "FitScalars", sizeof(FitScalars), True)
+    cdef uint64_t rng = scalars["rng"][0]
+    if order.shape[0] > 1:
+        with nogil:
+            next_epoch_order(&order[0], order.shape[0], rng)
+    scalars["rng"][0] = rng
+
+
+# ---- the linear model's step (model/linear.h), for executors written in Python ----
+
+def linear_step(model, optimizer, schedule, scalars, floating[::1] params,
+                const double[::1] grad, long count, floating[::1] slot0, floating[::1] slot1,
+                floating[::1] slot2, avg_params=None):
+    """One step of model/linear.h from the summed gradient `grad` (K*d + K, float64) of `count`
+    rows: every element of params / slots / avg_params in place, the FitScalars record updated."""
+    cdef LinearConfig* m = <LinearConfig*>struct_ptr(model, "LinearConfig", sizeof(LinearConfig))
+    cdef OptimizerConfig* o = <OptimizerConfig*>struct_ptr(optimizer, "OptimizerConfig",
+                                                           sizeof(OptimizerConfig))
+    cdef ScheduleConfig* s = <ScheduleConfig*>struct_ptr(schedule, "ScheduleConfig",
+                                                         sizeof(ScheduleConfig))
+    cdef FitScalars* st = <FitScalars*>struct_ptr(scalars, "FitScalars", sizeof(FitScalars), True)
+    cdef gds_int64 n = params.shape[0]
+    cdef int K = int(model["n_outputs"].reshape(-1)[0])
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    if K < 1 or n % K != 0 or n <= K:
+        raise ValueError(f"params has {n} elements, not K*d + K for K = {K}")
+    cdef gds_int64 d = n // K - 1
+    for arr, what in ((grad, "grad"), (slot0, "slot0"), (slot1, "slot1"), (slot2, "slot2")):
+        if arr.shape[0] != n:
+            raise ValueError(f"{what} has {arr.shape[0]} elements, params {n}")
+    cdef floating[::1] A
+    cdef floating* a_ptr = NULL
+    if avg_params is not None:
+        A = avg_params
+        if A.shape[0] != n:
+            raise ValueError(f"avg_params has {A.shape[0]} elements, params {n}")
+        a_ptr = &A[0]
+    elif int(model["average_start"].reshape(-1)[0]) > 0:
+        raise ValueError("avg_params is required when the model averages")
+    cdef double sq
+    cdef LinearStepPlan plan
+    cdef gds_int64 j
+    with nogil:
+        if floating is double:
+            sq = linear_clip_sqnorm[double, double](&grad[0], 1.0 / count,
+                                                    linear_updated_params(m[0], d))
+        else:
+            sq = linear_clip_sqnorm[float, double](&grad[0], 1.0 / count,
+                                                   linear_updated_params(m[0], d))
+        plan = linear_step_begin(m[0], o[0], s[0], st[0], count, sq)
+        for j in range(n):
+            linear_step_element(m[0], o[0], plan, j, d, &params[0], &grad[0], &slot0[0],
+                                &slot1[0], &slot2[0], a_ptr)
+
+
+# ---- per-element math (tests, and gdsolve.schedules's optimal t0) ----
 
 def losses(int code, const floating[::1] p, const floating[::1] y, double param):
     """(loss, dloss/dp) elementwise."""
@@ -127,6 +341,21 @@ def losses(int code, const floating[::1] p, const floating[::1] y, double param)
     return value, deriv
 
 
+def fast_log_loss(const floating[::1] t):
+    """The CPU's vector fast path of the log loss (cpu/fast_losses.h) on margins t: (loss,
+    sigmoid(-t)), whole vectors of lanes then a scalar tail with the same fast functions."""
+    cdef Py_ssize_t n = t.shape[0]
+    dtype = np.float32 if floating is float else np.float64
+    loss = np.empty(n, dtype=dtype)
+    sig = np.empty(n, dtype=dtype)
+    cdef floating[::1] lv = loss
+    cdef floating[::1] sv = sig
+    if n:
+        with nogil:
+            log_loss_lanes(&t[0], &lv[0], &sv[0], n)
+    return loss, sig
+
+
 def softmax_xent(floating[:, ::1] z, const long[::1] labels):
     """Cross-entropy per row; z is overwritten with the gradient softmax(z) - onehot."""
     cdef Py_ssize_t i, n = z.shape[0]
@@ -138,6 +367,25 @@ def softmax_xent(floating[:, ::1] z, const long[::1] labels):
         for i in range(n):
             o[i] = softmax_cross_entropy(&z[i, 0], k, labels[i])
     return out
+
+
+def softmax_xent_batch(floating[:, ::1] z, const int[::1] labels, double scale=1.0):
+    """The MLP's vectorised fast path (cpu/fast_losses.h): summed cross-entropy of the rows of z,
+    z overwritten with scale * (softmax(z) - onehot)."""
+    cdef Py_ssize_t n = z.shape[0]
+    cdef gds_int64 k = z.shape[1]
+    if labels.shape[0] != n:
+        raise ValueError("one label per row")
+    if n and (np.min(labels) < 0 or np.max(labels) >= k):
+        raise ValueError("label out of range")
+    scratch = np.empty(n, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] sv = scratch
+    cdef double total = 0.0
+    if n:
+        with nogil:
+            total = softmax_cross_entropy_batch(&z[0, 0], n, k, &labels[0], <floating>scale,
+                                                &sv[0])
+    return total
 
 
 def activations(int code, const floating[::1] z):
@@ -162,9 +410,6 @@ def clip(int code, double limit, floating[::1] g):
     with nogil:
         clip_gradient(code, limit, &g[0], g.shape[0])
 
-
-# ---- penalties and the per-epoch stopping rule (used by tests/test_core_math.py and
-# tests/test_schedules.py to check penalties.h and plateau_stop_update directly) ----
 
 def penalty(int code, double alpha, double l1_ratio, const floating[::1] w):
     """(l2 coefficient, l1 coefficient, alpha * R(w)) for gds::Penalty `code`."""
@@ -192,20 +437,6 @@ def l1_cumulative_truncate(floating[::1] w, floating[::1] q, double u):
     with nogil:
         for i in range(w.shape[0]):
             cumulative_l1_truncate(w[i], q[i], <floating>u)
-
-
-def plateau_stop(dict state, double value, double tol, int n_iter_no_change,
-                 bint higher_is_better, bint adaptive, double current_lr):
-    """One epoch of scikit-learn's stopping / 'adaptive' rule; updates `state` ({"best",
-    "no_improvement"}) in place. Returns (keep_going, lr_factor: 1, or 1/5 on an adaptive cut)."""
-    cdef PlateauStop p
-    cdef double lr_factor = 1.0
-    p.best = state.get("best", INFINITY)
-    p.no_improvement = state.get("no_improvement", 0)
-    keep_going = plateau_stop_update(p, value, tol, n_iter_no_change, higher_is_better, adaptive,
-                                     current_lr, lr_factor)
-    state.update(best=p.best, no_improvement=p.no_improvement)
-    return bool(keep_going), lr_factor
 
 
 def fast_math(str function, const floating[::1] x, bint lanes=False):

@@ -1,8 +1,10 @@
 """Linear estimators trained by the compiled loop: SGDLinearRegression and SGDLogistic.
 
-Each estimator validates its input, resolves the optimizer / learning-rate schedule, and makes ONE
-call into gdsolve._linear_loop per fit or partial_fit (one per class for one-vs-rest); the whole
-epoch loop runs in C++ (csrc/include/gdsolve/linear_loop.h) with the GIL released.
+Each estimator validates its input, resolves the optimizer / learning-rate schedule into the
+config records of the engine, and runs the epoch driver (gdsolve.engine) over the CPU executor
+(gdsolve._cpu_linear over csrc/include/gdsolve/cpu/linear_executor.h) once per fit or
+partial_fit (once per class for one-vs-rest): every epoch is one compiled call with the GIL
+released.
 
 Objective (as scikit-learn's SGD estimators)::
 
@@ -33,7 +35,7 @@ from sklearn.utils.validation import (
 )
 from threadpoolctl import threadpool_limits
 
-from gdsolve import _linear_loop
+from gdsolve import _core, _cpu_linear, _structs, engine
 from gdsolve._base import (
     FIT_CONVERGED,
     FIT_DIVERGED,
@@ -45,7 +47,7 @@ from gdsolve._base import (
     resolve_optimizer,
     resolve_schedule,
 )
-from gdsolve._codes import Clip, Loss, Penalty
+from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve.optim import Optimizer
 from gdsolve.schedules import Constant, InvScaling, Optimal, ReduceLROnPlateau, Schedule
@@ -254,43 +256,47 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
             spec, lr=base_lr, total_steps=total_steps, alpha=alpha if alpha > 0 else None,
             loss=optimal_loss, loss_param=float(getattr(self, "epsilon", 0.1)),
             power_t=self.power_t)
-        plateau_mode, plateau_cfg = 0, None
+        plateau_mode, plateau_cfg = PlateauMode.NONE, {}
         inner = getattr(sched, "inner", sched)
         if inner.per_epoch:
             if isinstance(inner, ReduceLROnPlateau):
-                plateau_mode, plateau_cfg = 2, inner.plateau_config()
+                plateau_mode, plateau_cfg = PlateauMode.REDUCE_ON_PLATEAU, inner.plateau_config()
             else:
-                plateau_mode = 1
+                plateau_mode = PlateauMode.ADAPTIVE
         return opt, sched, sched_cfg, plateau_mode, plateau_cfg
 
-    # -- the loop call --------------------------------------------------------------------------
-    def _loop_config(self, loss_code, n_outputs, opt, sched_cfg, plateau_mode, plateau_cfg,
-                     batch, max_iter, seed, tol):
-        pen = _PENALTIES[self.penalty]
-        return {
+    # -- the engine's records -------------------------------------------------------------------
+    def _records(self, loss_code, n_outputs, opt, sched_cfg, plateau_mode, plateau_cfg, batch,
+                 max_iter, tol, early):
+        """(model, optimizer, cpu records, FitRules) of one fit (see gdsolve/_structs.py)."""
+        model = _structs.record("LinearConfig", {
             "loss": int(loss_code),
             "loss_param": float(getattr(self, "epsilon", 0.1)),
             "n_outputs": int(n_outputs),
             "fit_intercept": bool(self.fit_intercept),
-            "penalty": int(pen),
+            "penalty": int(_PENALTIES[self.penalty]),
             "alpha": float(self.alpha),
             "l1_ratio": float(self.l1_ratio),
-            "optimizer": opt.to_config(),
-            "schedule": sched_cfg,
-            "plateau_mode": plateau_mode,
-            "plateau": plateau_cfg,
-            "batch_size": int(batch),
-            "max_iter": int(max_iter),
-            "tol": None if tol is None else float(tol),
-            "n_iter_no_change": int(self.n_iter_no_change),
-            "shuffle": bool(self.shuffle),
-            "seed": int(seed),
             "average_start": self._average_start(),
             "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
             "clip_limit": float(self.clip_grad_norm or 0.0),
-            "n_threads": available_threads(),
-            "gather_rows": _GATHER_ROWS,
-        }
+        })
+        driver = _structs.record("DriverConfig", {
+            "max_iter": int(max_iter),
+            "batch_size": int(batch),
+            "shuffle": bool(self.shuffle),
+            "tol": 0.0 if tol is None else float(tol),
+            "patience": int(self.n_iter_no_change),
+            "count_plateau": tol is not None,
+            "stop_on_plateau": tol is not None,
+            "monitor_score": bool(early),
+            "plateau_mode": int(plateau_mode),
+        })
+        cpu = _structs.record("CpuConfig", {"n_threads": available_threads(),
+                                            "gather_rows": _GATHER_ROWS})
+        rules = engine.FitRules(driver, _structs.record("ScheduleConfig", sched_cfg),
+                                _core.plateau_record(plateau_cfg))
+        return model, _structs.record("OptimizerConfig", opt.to_config()), cpu, rules
 
     @staticmethod
     def _loop_X(X):
@@ -318,34 +324,44 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
 
     def _run_loops(self, X, targets, sample_weight, loss_code, n_outputs, states, train_rows,
                    val_rows, max_iter, tol, rng, labels=None):
-        """One loop call per target vector (one-vs-rest) or a single call. Returns the new
-        states and the loop reports; raises on divergence (estimator left untouched)."""
+        """One driver run per target vector (one-vs-rest) or a single one. Returns the new
+        states and the reports; raises on divergence (estimator left untouched)."""
         batch = 0 if self.batch_size == "full" else int(self.batch_size)
         n_train = train_rows.shape[0]
         opt, _, sched_cfg, plateau_mode, plateau_cfg = self._resolve_training(
             X, sample_weight, loss_code, n_train, batch, train_rows)
+        early = val_rows is not None and val_rows.shape[0] > 0
+        model, optimizer, cpu, rules = self._records(loss_code, n_outputs, opt, sched_cfg,
+                                                     plateau_mode, plateau_cfg, batch, max_iter,
+                                                     tol, early)
         Xloop = self._loop_X(X)
         new_states, reports = [], []
         name = type(self).__name__
         for k, (y_k, state) in enumerate(zip(targets, states, strict=True)):
             seed = int(rng.randint(np.iinfo(np.int32).max))
-            cfg = self._loop_config(loss_code, n_outputs, opt, sched_cfg, plateau_mode,
-                                    plateau_cfg, batch, max_iter, seed, tol)
-            st = _linear_loop.copy_state(state)
+            executor = _cpu_linear.LinearExecutor(model, optimizer, rules.schedule, rules.driver,
+                                                  cpu, Xloop, y_k, sample_weight, n_train,
+                                                  val_rows)
+            # each fit / partial_fit call starts the driver's counters afresh; the parameters,
+            # optimizer state and sample count carry over
+            st = state.copy().start_fit(
+                seed, order=train_rows, best=np.inf, no_improvement=0, lr_factor=1.0,
+                plateau_best=np.inf, plateau_bad_epochs=0, plateau_cooldown=0,
+                plateau_lr=float(rules.schedule["base_lr"][0]))
             label = "" if labels is None else f"class {labels[k]!r}, "
-            rep = _linear_loop.fit(cfg, Xloop, y_k, sample_weight, train_rows, val_rows, st,
-                                   verbose=self._verbose_printer(label))
-            if rep["status"] == FIT_DIVERGED:
-                handle_fit_status(rep["status"], rep["stop_epoch"], name, max_iter, tol)
+            rep = engine.run(executor, st, rules, on_epoch=self._verbose_printer(label))
+            rep.per_sample, rep.gathered = executor.per_sample, executor.gathered
+            if rep.status == FIT_DIVERGED:
+                handle_fit_status(rep.status, rep.stop_epoch, name, max_iter, tol)
             new_states.append(st)
             reports.append(rep)
-            if rep["status"] == FIT_INTERRUPTED:
+            if rep.status == FIT_INTERRUPTED:
                 break
-        statuses = [r["status"] for r in reports]
+        statuses = [r.status for r in reports]
         if FIT_INTERRUPTED in statuses:
-            stop = reports[statuses.index(FIT_INTERRUPTED)]["stop_epoch"]
+            stop = reports[statuses.index(FIT_INTERRUPTED)].stop_epoch
             handle_fit_status(FIT_INTERRUPTED, stop, name, max_iter, tol)
-            new_states += [_linear_loop.copy_state(s) for s in states[len(new_states):]]
+            new_states += [s.copy() for s in states[len(new_states):]]
         elif FIT_MAX_ITER in statuses:
             handle_fit_status(FIT_MAX_ITER, max_iter, name, max_iter, tol)
         else:
@@ -354,16 +370,19 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
 
     def _new_states(self, n_loops, n_outputs, n_features, dtype, coef_init=None,
                     intercept_init=None):
+        n_all = n_outputs * n_features + n_outputs
         states = []
         for k in range(n_loops):
-            st = _linear_loop.new_state(n_outputs, n_features, dtype,
-                                        average=self._average_start() > 0,
-                                        l1=self.penalty in ("l1", "elasticnet"))
+            params = np.zeros(n_all, dtype=dtype)
             if coef_init is not None:
                 rows = slice(k, k + 1) if n_loops > 1 else slice(None)
-                st["params"][: n_outputs * n_features] = np.asarray(coef_init)[rows].ravel()
-                st["params"][n_outputs * n_features:] = np.asarray(intercept_init)[rows].ravel()
-            states.append(st)
+                params[: n_outputs * n_features] = np.asarray(coef_init)[rows].ravel()
+                params[n_outputs * n_features:] = np.asarray(intercept_init)[rows].ravel()
+            states.append(engine.FitState(
+                params,
+                avg_params=np.zeros(n_all, dtype=dtype) if self._average_start() > 0 else None,
+                l1_q=(np.zeros(n_outputs * n_features, dtype=dtype)
+                      if self.penalty in ("l1", "elasticnet") else None)))
         return states
 
     def _split(self, y, sample_weight, n_samples, early_stopping):
@@ -391,19 +410,19 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
     def _store(self, states, reports, n_outputs, n_features, dtype):
         coefs, intercepts = [], []
         for st in states:
-            use_avg = st["avg_params"] is not None and st["avg_count"] > 0
-            p = st["avg_params"] if use_avg else st["params"]
+            use_avg = st.avg_params is not None and st["avg_count"] > 0
+            p = st.avg_params if use_avg else st.params
             coefs.append(p[: n_outputs * n_features].reshape(n_outputs, n_features))
             intercepts.append(p[n_outputs * n_features:])
-        self._loop_states = states
+        self._fit_states = states
         coef = np.concatenate(coefs, axis=0).astype(dtype, copy=False)
         intercept = np.concatenate(intercepts).astype(dtype, copy=False)
-        curves = [r["loss_curve"] for r in reports]
-        scores = [r["val_scores"] for r in reports]
-        self.n_iter_ = int(max(r["n_epochs"] for r in reports))
+        curves = [np.asarray(r.loss_curve, dtype=np.float64) for r in reports]
+        scores = [np.asarray(r.val_scores, dtype=np.float64) for r in reports]
+        self.n_iter_ = int(max(r.n_epochs for r in reports))
         self.t_ = float(max(st["t"] for st in states))
-        self._loop_seconds = float(sum(r["seconds"] for r in reports))  # compiled epochs only
-        self._loop_gathered = any(r["gathered"] for r in reports)  # rows gathered by a helper
+        self._loop_seconds = float(sum(r.seconds for r in reports))  # compiled epochs only
+        self._loop_gathered = any(r.gathered for r in reports)  # rows gathered by a helper
         self.loss_curve_ = curves[0] if len(curves) == 1 else curves
         self.validation_scores_ = scores[0] if len(scores) == 1 else scores
         return coef, intercept
@@ -562,11 +581,11 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the previous state (t, averaging, optimizer)."""
         self._check_params()
-        first = not hasattr(self, "_loop_states")
+        first = not hasattr(self, "_fit_states")
         X, y, sw = self._prepare(X, y, sample_weight, reset=first)
         n, d = X.shape
-        states = self._new_states(1, 1, d, X.dtype) if first else self._loop_states
-        states = [self._cast_state(s, X.dtype) for s in states]
+        states = self._new_states(1, 1, d, X.dtype) if first else self._fit_states
+        states = [s.astype(X.dtype) for s in states]
         rng = check_random_state(self.random_state)
         states, reports = self._run_loops(
             X, [y], sw, _REGRESSION_LOSSES[self.loss], 1, states,
@@ -575,11 +594,6 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         self.coef_ = coef.ravel()
         self.intercept_ = intercept
         return self
-
-    @staticmethod
-    def _cast_state(state, dtype):
-        return {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
-                for k, v in state.items()}
 
     def predict(self, X):
         """X @ coef_ + intercept_."""
@@ -749,10 +763,10 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         y_idx, sw = self._weights_with_classes(y, sw, X.dtype)
         n, d = X.shape
         n_loops, n_outputs, _ = self._layout()
-        if first or not hasattr(self, "_loop_states"):
+        if first or not hasattr(self, "_fit_states"):
             states = self._new_states(n_loops, n_outputs, d, X.dtype)
         else:
-            states = [SGDLinearRegression._cast_state(s, X.dtype) for s in self._loop_states]
+            states = [s.astype(X.dtype) for s in self._fit_states]
         rng = check_random_state(self.random_state)
         self._fit_with(X, y_idx, sw, states, np.arange(n, dtype=np.int64), None, 1, None, rng)
         return self

@@ -1,7 +1,8 @@
 """Small dense multilayer perceptrons behind scikit-learn estimators: SGDMLPClassifier and
 SGDMLPRegressor. Users call these; each `fit` validates the input, builds the flat parameter
-vector and the optimizer/schedule configs, and makes ONE call into the compiled loop
-(gdsolve/_mlp_loop.pyx over csrc/include/gdsolve/mlp_loop.h) that runs every epoch.
+vector, its FitState and the engine's config records, and runs the epoch driver
+(gdsolve.engine) over the CPU executor (gdsolve/_cpu_mlp.pyx over
+csrc/include/gdsolve/cpu/mlp_executor.h): every epoch is one compiled call.
 
 Conventions follow scikit-learn's MLPClassifier / MLPRegressor (defaults, Glorot-uniform
 initialisation, loss_ including 0.5 * alpha * ||W||^2 / batch_size, stopping rule, attributes);
@@ -22,7 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from gdsolve import _mlp_loop
+from gdsolve import _core, _cpu_mlp, _structs, engine
 from gdsolve._base import (
     FIT_DIVERGED,
     GdsolveEstimatorMixin,
@@ -32,7 +33,8 @@ from gdsolve._base import (
     resolve_schedule,
     single_threaded_blas,
 )
-from gdsolve._codes import Activation, Clip, Loss
+from gdsolve._codes import Activation, Clip, Loss, PlateauMode
+from gdsolve._codes import Schedule as ScheduleCode
 
 __all__ = ["SGDMLPClassifier", "SGDMLPRegressor"]
 
@@ -77,20 +79,22 @@ def unpack_parameters(flat, layer_units):
     return coefs, intercepts
 
 
-def _fresh_loop_state(base_lr):
-    """gds::MlpFitState at the start of training (see mlp_loop.h)."""
-    return {
-        "optimizer_step": 0, "mu_product": 1.0, "samples_seen": 0, "lr_scale": 1.0,
-        "best_objective": np.inf, "no_improvement": 0, "plateau_best": np.inf,
-        "plateau_bad_epochs": 0, "plateau_cooldown": 0, "plateau_lr": float(base_lr),
-    }
+# What a warm-started `fit` resets (scikit-learn builds a new optimizer; the stopping counters
+# and the samples-seen count carry over); `plateau_lr` is the schedule's base rate.
+_OPTIMIZER_RESET = dict(step=0, optimizer_step=0, mu_product=1.0, lr_factor=1.0,
+                        plateau_best=np.inf, plateau_bad_epochs=0, plateau_cooldown=0)
 
 
-def _reset_optimizer_state(state, base_lr):
-    """What a warm-started `fit` resets (scikit-learn builds a new optimizer; the stopping counters
-    and the samples-seen count carry over)."""
-    state.update(optimizer_step=0, mu_product=1.0, lr_scale=1.0, plateau_best=np.inf,
-                 plateau_bad_epochs=0, plateau_cooldown=0, plateau_lr=float(base_lr))
+def _verbose_printer(verbose):
+    if not verbose:
+        return None
+
+    def show(epoch, loss, score, lr, seconds):  # scikit-learn's MLP messages
+        print(f"Iteration {epoch}, loss = {loss:.8f}")
+        if score == score:
+            print(f"Validation score: {score:f}")
+
+    return show
 
 
 class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
@@ -227,7 +231,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         if first_pass:
             coefs, intercepts = glorot_uniform_init(units, self.activation, rs, dtype)
             params = pack_parameters(coefs, intercepts, dtype)
-            loop_state = None
+            state = None
             loss_curve, val_curve = [], None
         else:
             prev_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
@@ -237,7 +241,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
                     f"{prev_units}, got {units}; set warm_start=False to refit"
                 )
             params = pack_parameters(self.coefs_, self.intercepts_, dtype)
-            loop_state = dict(self._loop_state)
+            state = self._fit_state
             loss_curve = list(self.loss_curve_)
             val_curve = (list(self.validation_scores_) if self.validation_scores_ is not None
                          else None)
@@ -261,14 +265,14 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             val_arrays = self._arrays(X, targets, labels, val_idx)
         else:
             train_arrays = self._arrays(X, targets, labels, None)
-            val_arrays = _mlp_loop.MlpArrays(np.empty((0, X.shape[1]), dtype=dtype),
-                                             None if loss == Loss.SOFTMAX
-                                             else np.empty((0, n_outputs), dtype=dtype),
-                                             np.empty(0, np.int32) if loss == Loss.SOFTMAX
-                                             else None)
+            val_arrays = _cpu_mlp.MlpArrays(np.empty((0, X.shape[1]), dtype=dtype),
+                                            None if loss == Loss.SOFTMAX
+                                            else np.empty((0, n_outputs), dtype=dtype),
+                                            np.empty(0, np.int32) if loss == Loss.SOFTMAX
+                                            else None)
         n_train = train_arrays.n_rows
         batch_size = self._batch_size_for(n_train)
-        seed = int(rs.randint(np.iinfo(np.int32).max))  # the loop's shuffling RNG
+        seed = int(rs.randint(np.iinfo(np.int32).max))  # the shuffling generator's seed
 
         optimizer, base_lr = resolve_optimizer(self.optimizer, self.learning_rate_init)
         max_epochs = 1 if incremental else int(self.max_iter)
@@ -277,79 +281,97 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             self.learning_rate, lr=base_lr, total_steps=total_steps, alpha=self.alpha or None,
             loss=Loss.LOG if is_classifier_loss(loss) else Loss.SQUARED, power_t=self.power_t,
         )
+        plateau_lr = float(schedule_config.get("base_lr", base_lr))
 
         # optimizer state: kept across partial_fit calls, fresh for every fit (as scikit-learn)
-        keep_optimizer = incremental and loop_state is not None and hasattr(self, "_slots")
+        keep_optimizer = incremental and state is not None
         if keep_optimizer:
-            slots = [s.astype(dtype) for s in self._slots]  # copies: a failed call keeps them
+            state = state.astype(dtype)  # a copy: a failed call keeps the fitted state
+            state.params = params
         else:
             init = optimizer.init_state(params)
             slots = [np.ascontiguousarray(init[name], dtype=dtype)
                      for name in optimizer.state_slot_names]
-            slots += [np.zeros_like(params) for _ in range(3 - len(slots))]
-        if loop_state is None:
-            loop_state = _fresh_loop_state(schedule_config.get("base_lr", base_lr))
-        elif not keep_optimizer:
-            _reset_optimizer_state(loop_state, schedule_config.get("base_lr", base_lr))
-        if loop_state.get("early_stopping", self.early_stopping) != self.early_stopping:
-            # the best objective switches between training loss and validation score
-            loop_state.update(best_objective=np.inf, no_improvement=0)
-        loop_state["early_stopping"] = bool(self.early_stopping)
+            scalars = None if state is None else state.scalars.copy()
+            state = engine.FitState(params, slots=slots, scalars=None)
+            if scalars is None:
+                state.update(plateau_lr=plateau_lr)
+            else:  # warm start: the stopping counters and samples seen carry over
+                state.scalars[...] = scalars
+                state.update(plateau_lr=plateau_lr, **_OPTIMIZER_RESET)
+        if getattr(self, "_early_stopping_state", self.early_stopping) != self.early_stopping:
+            # the best value switches between training loss and validation score
+            state.update(best=np.inf, no_improvement=0)
+        state.best_params = None
+        if self.early_stopping:
+            state.best_params = (pack_parameters(*self._best_parameters, dtype)
+                                 if not first_pass and hasattr(self, "_best_parameters")
+                                 else params.copy())
+        state.start_fit(seed, order=np.arange(n_train, dtype=np.uint32))
 
-        best = (pack_parameters(*self._best_parameters, dtype)
-                if self.early_stopping and not first_pass and hasattr(self, "_best_parameters")
-                else params.copy())
-        loss_out = np.full(max_epochs, np.nan)
-        val_out = np.full(max_epochs, np.nan)
-        config = {
+        inner = getattr(schedule, "inner", schedule)
+        plateau_mode = (PlateauMode.ADAPTIVE if schedule.code == ScheduleCode.ADAPTIVE else
+                        PlateauMode.REDUCE_ON_PLATEAU
+                        if schedule.code == ScheduleCode.REDUCE_ON_PLATEAU else PlateauMode.NONE)
+        driver = _structs.record("DriverConfig", {
+            "max_iter": max_epochs,
             "batch_size": batch_size,
-            "max_epochs": max_epochs,
-            "alpha": float(self.alpha),
-            "tol": float(self.tol),
-            "n_iter_no_change": int(self.n_iter_no_change),
-            "check_stopping": not incremental,
             "shuffle": bool(self.shuffle),
-            "seed": seed,
-            "clip_code": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
+            "tol": float(self.tol),
+            # scikit-learn's MLP stops after more than n_iter_no_change epochs without progress
+            "patience": int(self.n_iter_no_change) + 1,
+            "count_plateau": True,
+            "stop_on_plateau": not incremental,
+            "monitor_score": bool(self.early_stopping),
+            "plateau_mode": int(plateau_mode),
+            "keep_best": bool(self.early_stopping),
+        })
+        plateau_cfg = (inner.plateau_config() if plateau_mode == PlateauMode.REDUCE_ON_PLATEAU
+                       else {})
+        rules = engine.FitRules(driver, _structs.record("ScheduleConfig", schedule_config),
+                                _core.plateau_record(plateau_cfg))
+        model = _structs.record("MlpConfig", {
+            "activation": int(_ACTIVATIONS[self.activation]),
+            "loss": int(loss),
+            "alpha": float(self.alpha),
+            "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
             "clip_limit": float(self.clip_grad_norm or 0.0),
-            "verbose": bool(self.verbose),
-            "n_threads": _mlp_loop.team_size(available_threads(), batch_size),
-        }
+        })
+        n_threads = _cpu_mlp.team_size(available_threads(), batch_size)
+        cpu = _structs.record("CpuConfig", {"n_threads": n_threads})
+        executor = _cpu_mlp.MlpExecutor(np.asarray(units, dtype=np.int64), model,
+                                        _structs.record("OptimizerConfig", optimizer.to_config()),
+                                        rules.schedule, driver, cpu, train_arrays, val_arrays)
         # a team of threads shares each batch, every member with single-threaded BLAS (small
         # GEMMs side by side beat one GEMM split by BLAS's threads)
-        blas_limit = single_threaded_blas() if config["n_threads"] > 1 else nullcontext()
+        blas_limit = single_threaded_blas() if n_threads > 1 else nullcontext()
         with blas_limit:
-            status, epochs_run, stop_epoch = _mlp_loop.fit(
-                np.asarray(units, dtype=np.int64), int(_ACTIVATIONS[self.activation]), int(loss),
-                params, slots[0], slots[1], slots[2], best, train_arrays, val_arrays,
-                optimizer.to_config(), schedule_config, schedule_config, config, loop_state,
-                loss_out, val_out,
-            )
+            report = engine.run(executor, state, rules, on_epoch=_verbose_printer(self.verbose))
         # raises on divergence before anything is assigned: the previous model stays intact
-        handle_fit_status(status, stop_epoch, type(self).__name__,
+        handle_fit_status(report.status, report.stop_epoch, type(self).__name__,
                           1 if incremental else int(self.max_iter), float(self.tol))
-        if status == FIT_DIVERGED:  # pragma: no cover - handle_fit_status raised
+        if report.status == FIT_DIVERGED:  # pragma: no cover - handle_fit_status raised
             return self
 
-        self.coefs_, self.intercepts_ = unpack_parameters(params, units)
-        self._slots = slots
-        self._loop_state = loop_state
+        self.coefs_, self.intercepts_ = unpack_parameters(state.params, units)
+        self._fit_state = state
+        self._early_stopping_state = bool(self.early_stopping)
         self.n_layers_ = len(units)
         self.n_outputs_ = n_outputs
         self.out_activation_ = _OUT_ACTIVATION[loss]
-        self.loss_curve_ = loss_curve + [float(v) for v in loss_out[:epochs_run]]
+        self.loss_curve_ = loss_curve + report.loss_curve
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else float("nan")
-        self.n_iter_ = int(epochs_run)
-        self.t_ = int(loop_state["samples_seen"])
+        self.n_iter_ = int(report.n_epochs)
+        self.t_ = int(state["t"] - 1)
         if self.early_stopping:
-            self.validation_scores_ = val_curve + [float(v) for v in val_out[:epochs_run]]
-            self.best_validation_score_ = float(-loop_state["best_objective"])
+            self.validation_scores_ = val_curve + report.val_scores
+            self.best_validation_score_ = float(-state["best"])
             self.best_loss_ = None
-            self._best_parameters = unpack_parameters(best.copy(), units)
+            self._best_parameters = unpack_parameters(state.best_params.copy(), units)
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-            self.best_loss_ = float(loop_state["best_objective"])
+            self.best_loss_ = float(state["best"])
         return self
 
     def _arrays(self, X, targets, labels, rows):
@@ -357,7 +379,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             X = X[rows]
             targets = None if targets is None else targets[rows]
             labels = None if labels is None else labels[rows]
-        return _mlp_loop.MlpArrays(X, targets, labels)
+        return _cpu_mlp.MlpArrays(X, targets, labels)
 
     def _validate_X_predict(self, X):
         check_is_fitted(self)
@@ -371,9 +393,9 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         dtype = X.dtype
         units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
         params = pack_parameters(self.coefs_, self.intercepts_, dtype)
-        return _mlp_loop.predict(np.asarray(units, dtype=np.int64),
-                                 int(_ACTIVATIONS[self.activation]), int(self._loss_code), params,
-                                 _mlp_loop.MlpArrays(X))
+        return _cpu_mlp.predict(np.asarray(units, dtype=np.int64),
+                                int(_ACTIVATIONS[self.activation]), int(self._loss_code), params,
+                                _cpu_mlp.MlpArrays(X))
 
     def fit(self, X, y):
         """Fit the network on (X, y): at most max_iter epochs in one compiled call."""

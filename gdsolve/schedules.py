@@ -83,7 +83,7 @@ class Schedule(BaseEstimator):
     _optional_none = ()
 
     def to_config(self):
-        """Dict of gds::ScheduleConfig fields (missing ones take the C++ converter defaults)."""
+        """Dict of gds::ScheduleConfig fields (missing ones take structs.h's defaults)."""
         self._check_resolved()
         config = {"code": int(self.code)}
         config.update(self._config_fields())
@@ -239,7 +239,10 @@ class MultiStepLR(_BaseLR):
         ms = [int(m) for m in self.milestones]
         if ms != sorted(ms):
             raise ValueError(f"milestones must be increasing, got {self.milestones!r}")
-        return {**super()._config_fields(), "milestones": ms, "gamma": float(self.gamma)}
+        if len(ms) > 32:
+            raise ValueError("at most 32 milestones are supported")
+        return {**super()._config_fields(), "milestones": ms, "n_milestones": len(ms),
+                "gamma": float(self.gamma)}
 
 
 class ExponentialLR(_BaseLR):
@@ -437,10 +440,6 @@ class ReduceLROnPlateau(_BaseLR):
             "eps": float(self.eps),
         }
 
-    def _config_fields(self):
-        # The plateau keys ride along for the loops (_cdefs.pxd: plateau_config_from_dict);
-        # schedule_config_from_dict ignores them.
-        return {**super()._config_fields(), **self.plateau_config()}
 
     def step(self, metric):
         """Feed one epoch's metric; returns the learning rate to use next (stateful)."""

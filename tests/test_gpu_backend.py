@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from gdsolve import _codes, _core, optim
+from gdsolve import _codes, _core, _structs, optim
 from gdsolve.gpu import backend
 from gdsolve.gpu.backend import (
     NO_DEVICE_MESSAGE,
@@ -149,7 +149,7 @@ def test_schedule_record_fills_missing_keys_as_the_cpu_core_does(config):
 O = _codes.Optimizer
 PARTIAL_OPTIMIZERS = [{"code": code, "lr": 0.1} for code in O] + [
     {"code": O.SGD, "lr": 0.1, "momentum": 0.9, "nesterov": 2},
-    {"code": O.RMSPROP, "lr": 0.1, "alpha": 0.9, "centered": "yes", "momentum": 0.5},
+    {"code": O.RMSPROP, "lr": 0.1, "alpha": 0.9, "centered": True, "momentum": 0.5},
     {"code": O.ADAM, "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "amsgrad": 1},
     {"code": O.NADAM, "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.1,
      "decoupled_weight_decay": True},
@@ -318,19 +318,18 @@ def test_gpu_linear_gradient_matches_cpu(loss, param, dtype):
     r_cpu = sw * deriv
     grad_cpu = X.astype(np.float64).T @ r_cpu / n
 
+    # outputs through cuBLAS, the row rule of model/linear.h in the kernel, R' X through cuBLAS
     module = compile_module("linear", dtype)
-    Xg, r_gpu, loss_gpu = cupy.asarray(X), cupy.empty(n, dtype), cupy.empty(n, dtype)
+    Xg = cupy.asarray(X)
+    Z = (Xg @ cupy.asarray(w) + dtype(b)).reshape(n, 1)
+    loss_d = cupy.empty(n, np.float64)
+    model = _structs.record("LinearConfig", {"loss": int(loss), "loss_param": param})
     grid, block = backend.launch_shape(n)
-    module.kernel("linear_gradient_kernel")(
-        grid, block,
-        (Xg, cupy.asarray(y), cupy.asarray(sw), cupy.asarray(w), np.float64(b),
-         np.int64(int(loss)), np.float64(param), r_gpu, loss_gpu, np.int64(n), np.int64(d)),
-    )
-    grad_gpu = cupy.empty(d, dtype)
-    grid, block = backend.launch_shape(d)
-    module.kernel("column_reduce_kernel")(
-        grid, block, (Xg, r_gpu, grad_gpu, np.float64(1.0 / n), np.int64(n), np.int64(d))
-    )
+    module.kernel("linear_row_loss_kernel")(
+        grid, block, (model, Z, cupy.asarray(y), cupy.asarray(sw), loss_d, np.int64(n)))
+    r_gpu = Z.ravel()
+    loss_gpu = loss_d
+    grad_gpu = (Xg.T @ r_gpu) / n
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(r_gpu.get(), r_cpu, **tol)
     np.testing.assert_allclose(loss_gpu.get(), sw * value, **tol)

@@ -9,13 +9,21 @@ import gdsolve
 CORE_HEADERS = [
     "config.h",
     "codes.h",
-    "losses.h",
-    "activations.h",
-    "penalties.h",
-    "clip.h",
-    "optimizers.h",
-    "schedules.h",
-    "loop_common.h",
+    "structs.h",
+    "math/losses.h",
+    "math/activations.h",
+    "math/penalties.h",
+    "math/clip.h",
+    "math/optimizers.h",
+    "math/schedules.h",
+    "math/fast_math.h",
+    "model/linear.h",
+    "model/mlp.h",
+    "driver/epoch_rules.h",
+    "driver/shuffle.h",
+    "cpu/linear_executor.h",
+    "cpu/mlp_executor.h",
+    "cpu/worker_team.h",
 ]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(gdsolve.__file__))

@@ -21,7 +21,7 @@ from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.preprocessing import StandardScaler
 
 import gdsolve.linear_model as linear_model
-from gdsolve import SGDLinearRegression, SGDLogistic, _linear_loop
+from gdsolve import SGDLinearRegression, SGDLogistic, _cpu_linear, _structs, engine
 from gdsolve._base import FitInterruptedWarning
 from gdsolve._codes import Loss
 from gdsolve.optim import make_optimizer
@@ -349,29 +349,38 @@ def test_verbose_prints_once_per_epoch(capsys):
 def test_binding_rejects_bad_arrays_before_work():
     X = np.ones((5, 2))
     y = np.ones(5)
-    cfg = {"loss": int(Loss.SQUARED), "n_outputs": 1, "max_iter": 1,
-           "optimizer": make_optimizer("sgd").to_config(),
-           "schedule": make_schedule("constant", lr=0.1).to_config()}
+    model = _structs.record("LinearConfig", {"loss": int(Loss.SQUARED), "n_outputs": 1})
+    records = (_structs.record("OptimizerConfig", make_optimizer("sgd").to_config()),
+               _structs.record("ScheduleConfig", make_schedule("constant", lr=0.1).to_config()),
+               _structs.record("DriverConfig", {"max_iter": 1, "batch_size": 1}),
+               _structs.record("CpuConfig"))
     rows = np.arange(5, dtype=np.int64)
 
-    def state():
-        return _linear_loop.new_state(1, 2, np.float64)
+    def executor(cfg, X, y, n_outputs=1):
+        return _cpu_linear.LinearExecutor(cfg, *records, X, y, None, 5)
+
+    def state(rows=rows, n_outputs=1):
+        return engine.FitState(np.zeros(2 * n_outputs + n_outputs), order=rows)
+
+    def fit(cfg, X, y, rows, n_outputs=1):
+        rules = engine.FitRules(records[2], records[1])
+        return engine.run(executor(cfg, X, y), state(rows, n_outputs), rules)
 
     with pytest.raises(ValueError, match="train_rows"):
-        _linear_loop.fit(cfg, X, y, None, rows + 3, None, state())
+        fit(model, X, y, rows + 3)
     with pytest.raises(ValueError, match="y"):
-        _linear_loop.fit(cfg, X, y.astype(np.float32), None, rows, None, state())
+        fit(model, X, y.astype(np.float32), rows)
     with pytest.raises(ValueError, match="row-major"):
-        _linear_loop.fit(cfg, np.asfortranarray(np.ones((5, 2))), y, None, rows, None, state())
+        fit(model, np.asfortranarray(np.ones((5, 2))), y, rows)
+    softmax = _structs.record("LinearConfig", {"loss": int(Loss.SOFTMAX), "n_outputs": 2})
     with pytest.raises(ValueError, match="class indices"):
-        _linear_loop.fit({**cfg, "loss": int(Loss.SOFTMAX), "n_outputs": 2}, X, y * 2, None,
-                         rows, None, _linear_loop.new_state(2, 2, np.float64))
+        fit(softmax, X, y * 2, rows, n_outputs=2)
     csr = sp.csr_matrix(X)
     bad = (csr.data, csr.indices.astype(np.int32) + 5, csr.indptr.astype(np.int64), 2)
     with pytest.raises(ValueError, match="column indices"):
-        _linear_loop.fit(cfg, bad, y, None, rows, None, state())
-    good = _linear_loop.fit(cfg, X, y, None, rows, None, state())
-    assert good["n_epochs"] == 1
+        fit(model, bad, y, rows)
+    good = fit(model, X, y, rows)
+    assert good.n_epochs == 1
 
 
 def test_objective_includes_weights_and_penalty():

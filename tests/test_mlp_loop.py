@@ -1,6 +1,7 @@
-"""The compiled MLP loop (gdsolve/_mlp_loop.pyx over mlp_loop.h) against independent references:
-central finite differences of its own objective, a plain NumPy forward/backward and optimizer
-written here from the published formulas, and scikit-learn's MLP where the rules coincide.
+"""The compiled MLP executor (gdsolve/_cpu_mlp.pyx over cpu/mlp_executor.h) against independent
+references: central finite differences of its own objective, a plain NumPy forward/backward and
+optimizer written here from the published formulas, and scikit-learn's MLP where the rules
+coincide.
 """
 
 import os
@@ -16,7 +17,7 @@ from scipy.special import expit, log_softmax, softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-from gdsolve import _mlp_loop
+from gdsolve import _core, _cpu_mlp, _structs, engine
 from gdsolve._base import FitInterruptedWarning
 from gdsolve._codes import Activation, Loss
 from gdsolve.neural_network import SGDMLPClassifier, SGDMLPRegressor
@@ -156,8 +157,8 @@ def _problem(kind, n=23, d=6, k=3, seed=0):
 
 def _arrays(X, target, kind):
     if kind == "softmax":
-        return _mlp_loop.MlpArrays(X, None, target.astype(np.int32))
-    return _mlp_loop.MlpArrays(X, target, None)
+        return _cpu_mlp.MlpArrays(X, None, target.astype(np.int32))
+    return _cpu_mlp.MlpArrays(X, target, None)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -165,15 +166,15 @@ def _arrays(X, target, kind):
 def test_backward_matches_central_differences_of_compiled_loss(activation, kind):
     X, target, k = _problem(kind)
     units = [X.shape[1], 7, 5, k]
-    p = np.random.default_rng(1).normal(scale=0.6, size=_mlp_loop.n_params(units))
+    p = np.random.default_rng(1).normal(scale=0.6, size=_cpu_mlp.n_params(units))
     data = _arrays(X, target, kind)
     act, loss = int(Activation[activation.upper()]), int(LOSSES[kind])
     alpha = 0.3
 
     def objective(q):
-        return _mlp_loop.loss_grad(units, act, loss, q, data, alpha)[0]
+        return _cpu_mlp.loss_grad(units, act, loss, q, data, alpha)[0]
 
-    _, grad = _mlp_loop.loss_grad(units, act, loss, p, data, alpha)
+    _, grad = _cpu_mlp.loss_grad(units, act, loss, p, data, alpha)
     h = 1e-6
     numeric = np.empty_like(p)
     for i in range(p.size):
@@ -188,8 +189,8 @@ def test_backward_matches_central_differences_of_compiled_loss(activation, kind)
 def test_objective_and_gradient_match_numpy_reference(activation, kind):
     X, target, k = _problem(kind, seed=3)
     units = [X.shape[1], 8, k]
-    p = np.random.default_rng(4).normal(scale=0.7, size=_mlp_loop.n_params(units))
-    value, grad = _mlp_loop.loss_grad(units, int(Activation[activation.upper()]),
+    p = np.random.default_rng(4).normal(scale=0.7, size=_cpu_mlp.n_params(units))
+    value, grad = _cpu_mlp.loss_grad(units, int(Activation[activation.upper()]),
                                       int(LOSSES[kind]), p, _arrays(X, target, kind), 0.05)
     ref_value, gW, gb = ref_loss_grad(*unflat(p, units), X, target, kind, activation, 0.05)
     assert_allclose(value, ref_value, rtol=1e-12)
@@ -201,8 +202,8 @@ def test_softmax_objective_with_extreme_logits(dtype):
     # logits hundreds apart: most exponentials underflow to 0 inside the batch softmax
     X, target, k = _problem("softmax", n=40, k=5, seed=9)
     units = [X.shape[1], k]
-    p = np.random.default_rng(10).normal(scale=150.0, size=_mlp_loop.n_params(units))
-    value, grad = _mlp_loop.loss_grad(units, 0, int(Loss.SOFTMAX), p.astype(dtype),
+    p = np.random.default_rng(10).normal(scale=150.0, size=_cpu_mlp.n_params(units))
+    value, grad = _cpu_mlp.loss_grad(units, 0, int(Loss.SOFTMAX), p.astype(dtype),
                                       _arrays(X.astype(dtype), target, "softmax"), 0.0)
     ref_value, gW, gb = ref_loss_grad(*unflat(p, units), X, target, "softmax", "identity", 0.0)
     rtol = 1e-12 if dtype == np.float64 else 1e-4
@@ -213,10 +214,10 @@ def test_softmax_objective_with_extreme_logits(dtype):
 def test_float32_objective_close_to_float64():
     X, target, k = _problem("softmax", n=50)
     units = [X.shape[1], 16, k]
-    p = np.random.default_rng(5).normal(scale=0.5, size=_mlp_loop.n_params(units))
-    v64, g64 = _mlp_loop.loss_grad(units, 1, int(Loss.SOFTMAX), p, _arrays(X, target, "softmax"),
+    p = np.random.default_rng(5).normal(scale=0.5, size=_cpu_mlp.n_params(units))
+    v64, g64 = _cpu_mlp.loss_grad(units, 1, int(Loss.SOFTMAX), p, _arrays(X, target, "softmax"),
                                    1e-3)
-    v32, g32 = _mlp_loop.loss_grad(units, 1, int(Loss.SOFTMAX), p.astype(np.float32),
+    v32, g32 = _cpu_mlp.loss_grad(units, 1, int(Loss.SOFTMAX), p.astype(np.float32),
                                    _arrays(X.astype(np.float32), target, "softmax"), 1e-3)
     assert g32.dtype == np.float32
     assert_allclose(v32, v64, rtol=1e-5)
@@ -227,14 +228,14 @@ def test_sparse_first_layer_matches_dense():
     X, target, k = _problem("logistic", n=30, d=12)
     X[np.abs(X) < 0.8] = 0.0
     units = [X.shape[1], 9, k]
-    p = np.random.default_rng(6).normal(size=_mlp_loop.n_params(units))
-    dense = _mlp_loop.loss_grad(units, 2, int(Loss.LOG), p, _arrays(X, target, "logistic"), 0.1)
-    csr = _mlp_loop.loss_grad(units, 2, int(Loss.LOG), p,
+    p = np.random.default_rng(6).normal(size=_cpu_mlp.n_params(units))
+    dense = _cpu_mlp.loss_grad(units, 2, int(Loss.LOG), p, _arrays(X, target, "logistic"), 0.1)
+    csr = _cpu_mlp.loss_grad(units, 2, int(Loss.LOG), p,
                               _arrays(sp.csr_matrix(X), target, "logistic"), 0.1)
     assert_allclose(csr[0], dense[0], rtol=1e-13)
     assert_allclose(csr[1], dense[1], rtol=1e-11, atol=1e-14)
-    out_dense = _mlp_loop.predict(units, 2, int(Loss.LOG), p, _mlp_loop.MlpArrays(X))
-    out_csr = _mlp_loop.predict(units, 2, int(Loss.LOG), p, _mlp_loop.MlpArrays(sp.csr_matrix(X)))
+    out_dense = _cpu_mlp.predict(units, 2, int(Loss.LOG), p, _cpu_mlp.MlpArrays(X))
+    out_csr = _cpu_mlp.predict(units, 2, int(Loss.LOG), p, _cpu_mlp.MlpArrays(sp.csr_matrix(X)))
     assert_allclose(out_csr, out_dense, rtol=1e-12)
 
 
@@ -242,8 +243,8 @@ def test_sparse_first_layer_matches_dense():
 def test_predict_matches_numpy_forward(kind):
     X, _, k = _problem(kind, n=1100)  # more rows than one 512-row prediction chunk
     units = [X.shape[1], 10, 4, k]
-    p = np.random.default_rng(7).normal(size=_mlp_loop.n_params(units))
-    out = _mlp_loop.predict(units, 3, int(LOSSES[kind]), p, _mlp_loop.MlpArrays(X))
+    p = np.random.default_rng(7).normal(size=_cpu_mlp.n_params(units))
+    out = _cpu_mlp.predict(units, 3, int(LOSSES[kind]), p, _cpu_mlp.MlpArrays(X))
     coefs, intercepts = unflat(p, units)
     z = expit(expit(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]) @ coefs[2]
     z = z + intercepts[2]
@@ -349,19 +350,24 @@ def _direct_fit(X, y, X_val, y_val, max_epochs, lr=0.05, seed=0):
     units = [X.shape[1], 16, 3]
     coefs, intercepts = glorot(units, "relu", seed)
     params = flat(coefs, intercepts)
-    slots = [np.zeros_like(params) for _ in range(3)]
-    best = params.copy()
-    state = {"optimizer_step": 0, "mu_product": 1.0, "samples_seen": 0, "lr_scale": 1.0,
-             "best_objective": np.inf, "no_improvement": 0, "plateau_best": np.inf,
-             "plateau_bad_epochs": 0, "plateau_cooldown": 0, "plateau_lr": lr}
-    config = {"batch_size": 10, "max_epochs": max_epochs, "alpha": 0.0, "tol": 1e-4,
-              "n_iter_no_change": 1000, "check_stopping": True, "shuffle": True, "seed": seed}
-    curve, scores = np.full(max_epochs, np.nan), np.full(max_epochs, np.nan)
-    out = _mlp_loop.fit(units, int(Activation.RELU), int(Loss.SOFTMAX), params, *slots, best,
-                        _arrays(X, y, "softmax"), _arrays(X_val, y_val, "softmax"),
-                        Adam(lr=lr).to_config(), {"code": 0, "base_lr": lr}, {}, config, state,
-                        curve, scores)
-    return out, params, curve, scores, units
+    state = engine.FitState(params, best_params=params.copy(),
+                            order=np.arange(X.shape[0], dtype=np.uint32),
+                            scalars={"plateau_lr": lr, "rng": seed})
+    model = _structs.record("MlpConfig", {"activation": int(Activation.RELU),
+                                          "loss": int(Loss.SOFTMAX), "alpha": 0.0})
+    driver = _structs.record("DriverConfig", {
+        "batch_size": 10, "max_iter": max_epochs, "tol": 1e-4, "patience": 1001,
+        "count_plateau": True, "stop_on_plateau": True, "shuffle": True,
+        "monitor_score": True, "keep_best": True})
+    schedule = _structs.record("ScheduleConfig", {"code": 0, "base_lr": lr})
+    executor = _cpu_mlp.MlpExecutor(units, model,
+                                    _structs.record("OptimizerConfig", Adam(lr=lr).to_config()),
+                                    schedule, driver, _structs.record("CpuConfig"),
+                                    _arrays(X, y, "softmax"), _arrays(X_val, y_val, "softmax"))
+    report = engine.run(executor, state, engine.FitRules(driver, schedule,
+                                                         _core.plateau_record({})))
+    out = (report.status, report.n_epochs, report.stop_epoch)
+    return out, state.params, np.array(report.loss_curve), np.array(report.val_scores), units
 
 
 def test_early_stopping_keeps_the_best_validated_parameters():
@@ -371,8 +377,8 @@ def test_early_stopping_keeps_the_best_validated_parameters():
     (status, epochs, _), params, curve, scores, units = _direct_fit(X, y, X_val, y_val, 25)
     assert status == 0 and epochs == 25
     assert np.all(np.isfinite(scores)) and np.all(np.isfinite(curve))
-    proba = _mlp_loop.predict(units, int(Activation.RELU), int(Loss.SOFTMAX), params,
-                              _mlp_loop.MlpArrays(X_val))
+    proba = _cpu_mlp.predict(units, int(Activation.RELU), int(Loss.SOFTMAX), params,
+                              _cpu_mlp.MlpArrays(X_val))
     accuracy = np.mean(np.argmax(proba, axis=1) == y_val)
     assert accuracy == pytest.approx(np.max(scores))  # the kept model is the best epoch's
 

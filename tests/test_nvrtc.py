@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import gdsolve
+from gdsolve import _structs
 from gdsolve.gpu import backend, kernels
 
 # CuPy >= 14 finds libnvrtc inside the nvidia-cuda-nvrtc wheel by itself (cuda-pathfinder), so no
@@ -19,9 +20,11 @@ nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
 
 ARCH = "--gpu-architecture=compute_90"
 CORE_HEADERS = (
-    "config.h", "codes.h", "losses.h", "activations.h", "penalties.h", "clip.h", "optimizers.h",
-    "schedules.h",
-)  # every NVRTC-safe header; loop_common.h is host-only
+    "config.h", "codes.h", "structs.h", "math/losses.h", "math/activations.h",
+    "math/penalties.h", "math/clip.h", "math/optimizers.h", "math/schedules.h",
+    "model/linear.h", "model/mlp.h", "driver/epoch_rules.h",
+)  # every NVRTC-safe header; cpu/, driver/shuffle.h and math/fast_math.h are host-only
+HOST_ONLY = ("cpu/", "driver/shuffle.h", "math/fast_math.h")
 
 
 class CompileError(AssertionError):
@@ -70,18 +73,19 @@ def test_kernel_sources_table_covers_both_types():
         templated, plain = kernels.module_kernels(module)
         assert source == kernels.module_source(module)
         for k in templated:
-            assert {f"{k}<float>", f"{k}<double>"} <= set(exprs)
+            pattern = kernels.kernel_pattern(module, k)
+            assert {pattern.format(T="float"), pattern.format(T="double")} <= set(exprs)
             assert f"__global__ void {k}(" in source
         for k in plain:
             assert k in exprs and f"__global__ void {k}(" in source
 
 
-def test_kernels_use_every_core_header_they_name():
+def test_kernels_include_only_device_portable_core_headers():
     included = set()
     for source, _ in kernels.kernel_sources().values():
-        included |= set(re.findall(r'#include "gdsolve/([\w.]+)"', source))
-    assert included == set(kernels.KERNEL_HEADERS)
-    assert "loop_common.h" not in included
+        included |= set(re.findall(r'#include "gdsolve/([\w./]+)"', source))
+    assert included and included <= set(CORE_HEADERS)
+    assert not any(h.startswith(HOST_ONLY) for h in included)
 
 
 # Math the kernels must take from the core, never write themselves.
@@ -100,7 +104,7 @@ def test_kernels_hold_no_math_of_their_own(module):
 
 
 _GLOBAL_SIGNATURE = re.compile(r"__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
-_PASSABLE_SCALARS = {"long long", "double", "gds::OptimizerConfig", "gds::ScheduleConfig"}
+_PASSABLE_SCALARS = {"long long", "double"} | {f"gds::{name}" for name in _structs.STRUCT_NAMES}
 
 
 @pytest.mark.parametrize("module", kernels.MODULE_NAMES)
@@ -132,7 +136,7 @@ def _header_templates():
     for header in CORE_HEADERS:
         with open(os.path.join(gdsolve.get_include(), "gdsolve", header)) as f:
             text = f.read()
-        n_templates += text.count("template <class T>")
+        n_templates += len(re.findall(r"template <class T>(?!\s*struct)", text))
         names += re.findall(
             r"template <class T>\s*(?:GDS_HD\s+)?inline\s+[\w:&*<> ]*?\b(\w+)\s*\(", text
         )
@@ -164,7 +168,7 @@ def test_headers_come_from_get_include(tmp_path, monkeypatch):
     assert options[2] == "-DGDSOLVE_HEADERS=" + kernels.header_hash()
 
     # without the include path the headers are not found at all
-    with pytest.raises(CompileError, match="gdsolve/optimizers.h"):
+    with pytest.raises(CompileError, match="gdsolve/math/optimizers.h"):
         nvrtc_compile(kernels.module_source("optimizer"), "noinc.cu", (), options=["--std=c++17"])
 
     # point get_include() at a marked copy: the compile must read that copy
@@ -182,7 +186,7 @@ def test_header_hash_tracks_header_content_not_location(tmp_path):
     shutil.copytree(gdsolve.get_include(), tmp_path / "same")
     assert kernels.header_hash(str(tmp_path / "same")) == original
     shutil.copytree(gdsolve.get_include(), tmp_path / "edited")
-    losses = tmp_path / "edited" / "gdsolve" / "losses.h"
+    losses = tmp_path / "edited" / "gdsolve" / "math" / "losses.h"
     losses.write_text(losses.read_text() + "\n// edited\n")
     assert kernels.header_hash(str(tmp_path / "edited")) != original
     assert kernels.compile_options(str(tmp_path / "edited"))[2].endswith(
@@ -190,33 +194,20 @@ def test_header_hash_tracks_header_content_not_location(tmp_path):
     )
 
 
-# ---- struct layouts: NumPy mirrors in the backend vs the C++ structs as NVRTC lays them out ----
+# ---- struct layouts: the NumPy records (gdsolve._structs, from the host's layout table) vs the
+# structs as written in structs.h and as NVRTC lays them out ----
 
-STRUCT_MIRRORS = {
-    "OptimizerConfig": backend.OPTIMIZER_CONFIG_DTYPE,
-    "OptimizerScalars": backend.OPTIMIZER_SCALARS_DTYPE,
-    "OptimizerStep": backend.OPTIMIZER_STEP_DTYPE,
-    "ScheduleConfig": backend.SCHEDULE_CONFIG_DTYPE,
-}
+STRUCT_MIRRORS = {name: _structs.dtype(name) for name in _structs.STRUCT_NAMES}
 
 
 def _struct_fields(struct):
-    """Member names of `struct gds::<struct>` in declaration order, read from the headers."""
-    for header in CORE_HEADERS:
-        with open(os.path.join(gdsolve.get_include(), "gdsolve", header)) as f:
-            text = f.read()
-        match = re.search(rf"struct {struct} \{{(.*?)\n\}};", text, re.S)
-        if match:
-            fields = []
-            for line in match.group(1).splitlines():
-                line = line.split("//")[0].strip()
-                if not line:
-                    continue
-                decl = re.match(r"[\w:]+\s+(.+);$", line)
-                assert decl, f"cannot read member line {line!r} of {struct}"
-                fields += [re.sub(r"\[.*\]", "", d).strip() for d in decl.group(1).split(",")]
-            return fields
-    raise AssertionError(f"struct {struct} not found in the core headers")
+    """Field names of gds::<struct> in declaration order, read from structs.h's X-macro list."""
+    with open(os.path.join(gdsolve.get_include(), "gdsolve", "structs.h")) as f:
+        text = f.read()
+    lists = dict(re.findall(r"X\((\w+), (GDS_\w+_FIELDS)\)", text))
+    body = re.search(rf"#define {lists[struct]}\(F, A, S\)(.*?)(?:\n\n|\n#)", text, re.S)
+    assert body, f"field list of {struct} not found"
+    return re.findall(r"\b[FA]\(S, [\w ]+, (\w+),", body.group(1))
 
 
 @pytest.mark.parametrize("struct", sorted(STRUCT_MIRRORS))
@@ -236,9 +227,7 @@ def test_struct_mirror_layout_matches_the_device_layout():
                 f"static_assert(__builtin_offsetof(gds::{struct}, {name}) == {offset}, "
                 f'"offset of {struct}::{name}");'
             )
-    source = '#include "gdsolve/optimizers.h"\n#include "gdsolve/schedules.h"\n' + "\n".join(
-        checks
-    )
+    source = '#include "gdsolve/structs.h"\n' + "\n".join(checks)
     nvrtc_compile(source, "layout.cu")
 
     # the check can fail: a shifted offset is rejected

@@ -1,4 +1,4 @@
-"""Batches shared by a team of threads (csrc/include/gdsolve/worker_team.h): the linear and MLP
+"""Batches shared by a team of threads (csrc/include/gdsolve/cpu/worker_team.h): the linear and MLP
 loops split each batch's rows between threads and sum their gradients in a fixed order. The model
 must equal the one-thread model up to summation rounding, and a given thread count must stay
 bit-reproducible."""
@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import gdsolve.linear_model as linear_model
 import gdsolve.neural_network as neural_network
-from gdsolve import SGDLinearRegression, SGDLogistic, _linear_loop, _mlp_loop
+from gdsolve import SGDLinearRegression, SGDLogistic, _cpu_linear, _cpu_mlp
 from gdsolve.neural_network import SGDMLPClassifier
 
 
@@ -80,7 +80,7 @@ def test_mlp_team_matches_one_thread(monkeypatch, problem, clip, sparse, dtype):
     X = X.astype(dtype)
     if sparse:
         X = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0).astype(dtype))
-    assert _mlp_loop.team_size(2, 200) == 2 and _mlp_loop.team_size(2, 40) == 1
+    assert _cpu_mlp.team_size(2, 200) == 2 and _cpu_mlp.team_size(2, 40) == 1
 
     def fit(n_threads):
         monkeypatch.setattr(neural_network, "available_threads", lambda: n_threads)
@@ -105,11 +105,11 @@ def test_row_pass_reads_every_row_once(dtype, threads):
     """The benchmark floor (row_pass.h): with weights of ones its checksum is the sum of X."""
     X = np.random.default_rng(0).standard_normal((1000, 7)).astype(dtype)
     order = np.random.default_rng(1).permutation(1000)
-    seconds, checksum = _linear_loop.row_pass(X, order, threads)
+    seconds, checksum = _cpu_linear.row_pass(X, order, threads)
     assert seconds > 0
     assert checksum == pytest.approx(float(X.astype(np.float64).sum()), rel=1e-4, abs=1e-3)
     with pytest.raises(ValueError, match="beyond X"):
-        _linear_loop.row_pass(X, np.array([0, 1000]), threads)
+        _cpu_linear.row_pass(X, np.array([0, 1000]), threads)
 
 
 def test_num_threads_environment_variable(monkeypatch):
@@ -136,10 +136,10 @@ GATHER_CONFIGS = [
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gathered_rows_give_the_same_model(monkeypatch, config, sparse, dtype):
-    """Shuffled per-sample SGD with the epoch's rows copied into a ring of chunks (linear_loop.h
-    RowGatherer; by a helper thread and the training thread, or by the training thread alone)
-    must equal the direct loop bit for bit: same rows, same order, same arithmetic. 10,000 rows
-    fill the ring's 8 chunks of 512 rows twice over."""
+    """Shuffled per-sample SGD with the epoch's rows copied into a ring of chunks
+    (cpu/row_gatherer.h RowGatherer; by a helper thread and the training thread, or by the
+    training thread alone) must equal the direct loop bit for bit: same rows, same order, same
+    arithmetic. 10,000 rows fill the ring's 8 chunks of 512 rows twice over."""
     config = dict(config)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((10_000, 30)).astype(dtype)

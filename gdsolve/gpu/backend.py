@@ -1,6 +1,6 @@
-"""CuPy side of gdsolve's GPU path: device detection, kernel compilation, config structs, and
-GpuOptimizer (the compiled update rules on CuPy arrays). Called by device="cuda" code paths and
-tests/test_gpu_backend.py; the kernels themselves live in gdsolve.gpu.kernels.
+"""CuPy side of gdsolve's GPU path: device detection, kernel compilation, the config records,
+and GpuOptimizer (the compiled update rules on CuPy arrays). Called by device="cuda" code paths
+and tests/test_gpu_backend.py; the kernel sources are gdsolve/gpu/kernels/*.cu.
 
 CuPy is imported lazily, so this module imports (and cuda_available() answers False) without it.
 """
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from gdsolve import _codes
+from gdsolve import _codes, _structs
 from gdsolve.gpu import kernels
 
 NO_DEVICE_MESSAGE = "device='cuda' requested but no CUDA device is available"
@@ -20,108 +20,15 @@ NO_DEVICE_MESSAGE = "device='cuda' requested but no CUDA device is available"
 BLOCK_SIZE = 256
 MAX_BLOCKS = 65535
 
-# ---- Mirrors of the C++ config structs ---------------------------------------------------------
-# NumPy's align=True lays fields out with the C rules the host and NVRTC use;
-# tests/test_nvrtc.py proves every offset and size with static_asserts compiled by NVRTC.
+# ---- The C++ structs, as NumPy records -----------------------------------------------------------
+# gdsolve._structs builds them from structs.h's own layout table; tests/test_nvrtc.py proves that
+# NVRTC lays the structs out at the same offsets.
 
-OPTIMIZER_CONFIG_DTYPE = np.dtype(
-    [
-        ("code", np.int32),
-        ("lr", np.float64),
-        ("momentum", np.float64),
-        ("dampening", np.float64),
-        ("nesterov", np.int32),
-        ("beta1", np.float64),
-        ("beta2", np.float64),
-        ("eps", np.float64),
-        ("weight_decay", np.float64),
-        ("amsgrad", np.int32),
-        ("lr_decay", np.float64),
-        ("initial_accumulator_value", np.float64),
-        ("alpha", np.float64),
-        ("centered", np.int32),
-        ("momentum_decay", np.float64),
-        ("decoupled_weight_decay", np.int32),
-    ],
-    align=True,
-)
-
-OPTIMIZER_SCALARS_DTYPE = np.dtype([("step", np.int64), ("mu_product", np.float64)], align=True)
-
-OPTIMIZER_STEP_DTYPE = np.dtype(
-    [
-        ("lr", np.float64),
-        ("momentum", np.float64),
-        ("decay_factor", np.float64),
-        ("l2", np.float64),
-        ("step_size", np.float64),
-        ("inv_sqrt_bc2", np.float64),
-        ("inv_bc1", np.float64),
-        ("bc2", np.float64),
-        ("coef_grad", np.float64),
-        ("coef_momentum", np.float64),
-        ("rect", np.float64),
-        ("use_rect", np.int32),
-        ("first", np.int32),
-    ],
-    align=True,
-)
-
-MAX_MILESTONES = 32  # gds::kMaxMilestones
-
-SCHEDULE_CONFIG_DTYPE = np.dtype(
-    [
-        ("code", np.int32),
-        ("base_lr", np.float64),
-        ("alpha", np.float64),
-        ("optimal_t0", np.float64),
-        ("power_t", np.float64),
-        ("step_size", np.float64),
-        ("gamma", np.float64),
-        ("n_milestones", np.int32),
-        ("milestones", np.int64, (MAX_MILESTONES,)),
-        ("T_max", np.float64),
-        ("eta_min", np.float64),
-        ("T_0", np.float64),
-        ("T_mult", np.float64),
-        ("max_lr", np.float64),
-        ("total_steps", np.float64),
-        ("pct_start", np.float64),
-        ("anneal", np.int32),
-        ("div_factor", np.float64),
-        ("final_div_factor", np.float64),
-        ("three_phase", np.int32),
-        ("cycle_momentum", np.int32),
-        ("base_momentum", np.float64),
-        ("max_momentum", np.float64),
-        ("step_size_up", np.float64),
-        ("step_size_down", np.float64),
-        ("mode", np.int32),
-        ("warmup_steps", np.float64),
-        ("warmup_start_factor", np.float64),
-    ],
-    align=True,
-)
-
-# Defaults for keys missing from a config dict and the int fields read as booleans: the same as
-# gdsolve/_cdefs.pxd (optimizer_config_from_dict / schedule_config_from_dict), so the GPU sees the
-# struct the CPU loops see. tests/test_gpu_backend.py checks this through the compiled core.
-_OPTIMIZER_FLAGS = frozenset({"nesterov", "amsgrad", "centered", "decoupled_weight_decay"})
-_SCHEDULE_FLAGS = frozenset({"three_phase", "cycle_momentum"})
-_SCHEDULE_DEFAULTS = {
-    "step_size": 1.0,
-    "gamma": 1.0,
-    "T_max": 1.0,
-    "T_0": 1.0,
-    "T_mult": 1.0,
-    "total_steps": 1.0,
-    "pct_start": 0.3,
-    "div_factor": 25.0,
-    "final_div_factor": 1e4,
-    "base_momentum": 0.85,
-    "max_momentum": 0.95,
-    "step_size_up": 1.0,
-}
+OPTIMIZER_CONFIG_DTYPE = _structs.dtype("OptimizerConfig")
+OPTIMIZER_SCALARS_DTYPE = _structs.dtype("OptimizerScalars")
+OPTIMIZER_STEP_DTYPE = _structs.dtype("OptimizerStep")
+SCHEDULE_CONFIG_DTYPE = _structs.dtype("ScheduleConfig")
+MAX_MILESTONES = _structs.dtype("ScheduleConfig")["milestones"].shape[0]
 
 
 def _checked_code(config, enum, what):
@@ -138,41 +45,16 @@ def _checked_code(config, enum, what):
         ) from None
 
 
-def _fill_record(dtype, config, defaults, flags, skip=()):
-    record = np.zeros(1, dtype=dtype)
-    for name in dtype.names:
-        if name in skip:
-            continue
-        value = config.get(name, defaults.get(name, 0))
-        if dtype[name].kind == "i":
-            record[name] = int(bool(value)) if name in flags else int(value)
-        else:
-            record[name] = float(value)
-    return record
-
-
 def optimizer_config_record(config):
     """gds::OptimizerConfig as a one-element structured array, from Optimizer.to_config()."""
-    code = _checked_code(config, _codes.Optimizer, "optimizer")
-    record = _fill_record(OPTIMIZER_CONFIG_DTYPE, config, {}, _OPTIMIZER_FLAGS)
-    record["code"] = code
-    return record
+    _checked_code(config, _codes.Optimizer, "optimizer")
+    return _structs.record("OptimizerConfig", config)
 
 
 def schedule_config_record(config):
     """gds::ScheduleConfig as a one-element structured array, from Schedule.to_config()."""
-    code = _checked_code(config, _codes.Schedule, "schedule")
-    milestones = [int(m) for m in config.get("milestones", ())]
-    if len(milestones) > MAX_MILESTONES:
-        raise ValueError(f"at most {MAX_MILESTONES} milestones are supported")
-    record = _fill_record(
-        SCHEDULE_CONFIG_DTYPE, config, _SCHEDULE_DEFAULTS, _SCHEDULE_FLAGS,
-        skip=("milestones", "n_milestones"),
-    )
-    record["code"] = code
-    record["n_milestones"] = len(milestones)
-    record["milestones"][0, : len(milestones)] = milestones
-    return record
+    _checked_code(config, _codes.Schedule, "schedule")
+    return _structs.record("ScheduleConfig", config)
 
 
 # ---- Device detection and compilation ----------------------------------------------------------
@@ -227,7 +109,8 @@ class GpuModule:
     def kernel(self, kernel_name):
         ctype = kernels.CTYPES[self.dtype.name]
         if kernel_name in self._templated:
-            return self.raw_module.get_function(kernels.kernel_name_expression(kernel_name, ctype))
+            pattern = kernels.kernel_pattern(self.name, kernel_name)
+            return self.raw_module.get_function(kernels.kernel_name_expression(pattern, ctype))
         if kernel_name in self._plain:
             return self.raw_module.get_function(kernel_name)
         raise ValueError(

@@ -1,8 +1,9 @@
-// gdsolve/codes.h - the integer codes for losses, activations, penalties, optimizers, schedules and
-// gradient clipping, defined once here. gdsolve/_codes.py mirrors them; tests/test_codes.py reads
-// code_table() through the compiled module and proves the two agree.
+// gdsolve/codes.h - the integer codes for losses, activations, penalties, optimizers, schedules,
+// gradient clipping, plateau handling and fit status, defined once here. gdsolve/_codes.py
+// mirrors them; tests/test_codes.py reads code_table() through the compiled module and proves
+// the two agree.
 #pragma once
-#include "config.h"
+#include "gdsolve/config.h"
 
 // X-macros: (NAME, value). Add a code here and in gdsolve/_codes.py; the test catches a mismatch.
 #define GDS_LOSS_CODES(X) \
@@ -62,6 +63,20 @@
     X(VALUE, 1)           \
     X(NORM, 2)
 
+// What the epoch driver does on a plateau of the monitored value besides stopping:
+// scikit-learn's `adaptive` (divide the rate by 5) or PyTorch's ReduceLROnPlateau.
+#define GDS_PLATEAU_MODE_CODES(X) \
+    X(NONE, 0)                    \
+    X(ADAPTIVE, 1)                \
+    X(REDUCE_ON_PLATEAU, 2)
+
+// What an epoch (and a fit) ended with; gdsolve/_base.py turns these into warnings and errors.
+#define GDS_FIT_STATUS_CODES(X) \
+    X(MAX_ITER, 0)    /* ran every epoch (ConvergenceWarning when tol was set) */ \
+    X(CONVERGED, 1)   /* stopped by tol / n_iter_no_change */ \
+    X(DIVERGED, 2)    /* non-finite loss or weights: the epoch was not kept */ \
+    X(INTERRUPTED, 3) /* KeyboardInterrupt: the epoch was not kept */
+
 namespace gds {
 
 #define GDS_ENUM_ENTRY(name, value) name = value,
@@ -73,6 +88,8 @@ enum class Schedule : int { GDS_SCHEDULE_CODES(GDS_ENUM_ENTRY) };
 enum class CyclicMode : int { GDS_CYCLIC_MODE_CODES(GDS_ENUM_ENTRY) };
 enum class Anneal : int { GDS_ANNEAL_CODES(GDS_ENUM_ENTRY) };
 enum class Clip : int { GDS_CLIP_CODES(GDS_ENUM_ENTRY) };
+enum class PlateauMode : int { GDS_PLATEAU_MODE_CODES(GDS_ENUM_ENTRY) };
+enum class FitStatus : int { GDS_FIT_STATUS_CODES(GDS_ENUM_ENTRY) };
 #undef GDS_ENUM_ENTRY
 
 #ifndef GDS_DEVICE_COMPILE
@@ -92,11 +109,14 @@ inline const CodeEntry* code_table(int* n_entries) {
 #define GDS_TABLE_ENTRY_CYC(name, value) {"CyclicMode", #name, value},
 #define GDS_TABLE_ENTRY_ANN(name, value) {"Anneal", #name, value},
 #define GDS_TABLE_ENTRY_CLIP(name, value) {"Clip", #name, value},
+#define GDS_TABLE_ENTRY_PLATEAU(name, value) {"PlateauMode", #name, value},
+#define GDS_TABLE_ENTRY_STATUS(name, value) {"FitStatus", #name, value},
     static const CodeEntry table[] = {
         GDS_LOSS_CODES(GDS_TABLE_ENTRY_LOSS) GDS_ACTIVATION_CODES(GDS_TABLE_ENTRY_ACT)
         GDS_PENALTY_CODES(GDS_TABLE_ENTRY_PEN) GDS_OPTIMIZER_CODES(GDS_TABLE_ENTRY_OPT)
         GDS_SCHEDULE_CODES(GDS_TABLE_ENTRY_SCHED) GDS_CYCLIC_MODE_CODES(GDS_TABLE_ENTRY_CYC)
         GDS_ANNEAL_CODES(GDS_TABLE_ENTRY_ANN) GDS_CLIP_CODES(GDS_TABLE_ENTRY_CLIP)
+        GDS_PLATEAU_MODE_CODES(GDS_TABLE_ENTRY_PLATEAU) GDS_FIT_STATUS_CODES(GDS_TABLE_ENTRY_STATUS)
     };
     *n_entries = static_cast<int>(sizeof(table) / sizeof(table[0]));
     return table;

@@ -1,58 +1,21 @@
-// gdsolve/optimizers.h - the update rules, one function each, elementwise over parameters with
-// explicit state slots. Callers: gdsolve.optim (via _core.pyx), the linear and MLP training loops,
-// and the CuPy kernels (one thread per element). Formulas: docs/optimizers.md (PyTorch semantics).
+// gdsolve/math/optimizers.h - the update rules, one function each, elementwise over parameters with
+// explicit state slots, and the step size the L1 proximal step uses under each rule. Callers:
+// gdsolve.optim (via _core.pyx) and the models' steps (model/linear.h, model/mlp.h), which every
+// executor runs (CPU loops, GPU kernels). Formulas: docs/optimizers.md (PyTorch semantics).
 //
 // Protocol, per optimizer step:
 //   OptimizerStep st = optimizer_begin_step(config, scalars, lr, momentum_override);  // once
 //   optimizer_update(config, st, w[i], g[i], s0[i], s1[i], s2[i]);                   // each i
 // s0..s2 are the per-parameter state slots; which slot holds what is listed in state_slot_names.
 #pragma once
-#include "config.h"
-#include "codes.h"
+#include "gdsolve/codes.h"
+#include "gdsolve/config.h"
+#include "gdsolve/structs.h"
 
 namespace gds {
 
-// Hyper-parameters; PyTorch's names. Unused fields are ignored by the rules that do not need them.
-struct OptimizerConfig {
-    int code;                       // gds::Optimizer
-    double lr;                      // base learning rate (a schedule may override it per step)
-    double momentum;                // SGD, RMSprop
-    double dampening;               // SGD
-    int nesterov;                   // SGD
-    double beta1, beta2;            // Adam family, Lion
-    double eps;                     // Adagrad, RMSprop, Adam family
-    double weight_decay;            // coupled (L2 into the gradient) unless decoupled
-    int amsgrad;                    // Adam, AdamW
-    double lr_decay;                // Adagrad
-    double initial_accumulator_value;  // Adagrad (used by init, not by the update)
-    double alpha;                   // RMSprop smoothing constant
-    int centered;                   // RMSprop
-    double momentum_decay;          // NAdam psi
-    int decoupled_weight_decay;     // NAdam, RAdam (AdamW and Lion are always decoupled)
-};
-
-// Scalar state carried between steps.
-struct OptimizerScalars {
-    gds_int64 step;     // number of steps taken so far
-    double mu_product;  // NAdam: product of mu_1..mu_t (starts at 1)
-};
-
-// Per-step constants shared by every element of one step.
-struct OptimizerStep {
-    double lr;
-    double momentum;        // SGD/RMSprop momentum or Adam/Lion beta1 in use this step
-    double decay_factor;    // multiplicative decoupled decay, 1 - lr*wd (1 when coupled)
-    double l2;              // coupled weight decay added to the gradient (0 when decoupled)
-    double step_size;       // Adam: lr / (1 - beta1^t); Adagrad: lr / (1 + (t-1) lr_decay)
-    double inv_sqrt_bc2;    // 1 / sqrt(1 - beta2^t)
-    double inv_bc1;         // 1 / (1 - beta1^t)
-    double bc2;             // 1 - beta2^t
-    double coef_grad;       // NAdam: lr (1 - mu_t) / (1 - prod mu)
-    double coef_momentum;   // NAdam: lr mu_{t+1} / (1 - prod mu * mu_{t+1})
-    double rect;            // RAdam rectification term (valid when use_rect)
-    int use_rect;           // RAdam: rho_t > 5
-    int first;              // 1 on the first step (SGD momentum buffer starts as the gradient)
-};
+// OptimizerConfig (hyper-parameters, PyTorch's names), OptimizerScalars (step counter, NAdam's mu
+// product) and OptimizerStep (one step's constants) are defined in structs.h.
 
 // Number of per-parameter state slots each rule uses (the rest may be null/unused).
 GDS_HD inline int optimizer_state_slots(const OptimizerConfig& c) {
@@ -210,6 +173,45 @@ GDS_HD inline void optimizer_update(const OptimizerConfig& c, const OptimizerSte
             break;
         }
     }
+}
+
+// The step a rule takes per unit of a constant gradient once its state has settled (its
+// preconditioner at a fixed point), for one element with state slots s0..s2. Soft-thresholding
+// with l1 times this step makes the fixed points of "update, then prox" exactly the minimisers of
+// loss + l1 ||w||_1; a plain lr * l1 would, e.g., weaken the l1 penalty by (1 - momentum) under
+// heavy-ball momentum. Lion's sign update has no such step: it keeps lr.
+template <class T>
+GDS_HD inline T l1_prox_step(const OptimizerConfig& c, const OptimizerStep& st, T s0, T s1, T s2) {
+    const double lr = st.lr;
+    switch (static_cast<Optimizer>(c.code)) {
+        case Optimizer::SGD: {
+            if (c.momentum == 0.0) return static_cast<T>(lr);
+            const double settled = (1.0 - c.dampening) / (1.0 - st.momentum);  // buffer / g
+            return static_cast<T>(lr * (c.nesterov ? 1.0 + st.momentum * settled : settled));
+        }
+        case Optimizer::ADAGRAD:
+            return static_cast<T>(st.step_size / (sqrt(static_cast<double>(s0)) + c.eps));
+        case Optimizer::RMSPROP: {
+            double v = static_cast<double>(s0);
+            if (c.centered) v -= static_cast<double>(s1) * static_cast<double>(s1);
+            const double avg = sqrt(v > 0.0 ? v : 0.0) + c.eps;
+            return static_cast<T>(lr / (avg * (c.momentum > 0.0 ? 1.0 - st.momentum : 1.0)));
+        }
+        case Optimizer::ADAM:
+        case Optimizer::ADAMW: {
+            const double v = static_cast<double>(c.amsgrad ? s2 : s1);
+            return static_cast<T>(lr / (sqrt(v) * st.inv_sqrt_bc2 + c.eps));
+        }
+        case Optimizer::NADAM:
+            return static_cast<T>(lr / (sqrt(static_cast<double>(s1) / st.bc2) + c.eps));
+        case Optimizer::RADAM:
+            if (!st.use_rect) return static_cast<T>(lr);
+            return static_cast<T>(lr * st.rect /
+                                  ((sqrt(static_cast<double>(s1)) + c.eps) * st.inv_sqrt_bc2));
+        case Optimizer::LION:
+            break;
+    }
+    return static_cast<T>(lr);
 }
 
 // A whole parameter vector (host loops; a GPU kernel calls optimizer_update per thread instead).

@@ -1,15 +1,15 @@
-// gdsolve/row_pass.h - the memory floor of an epoch, for benchmarks: one pass over a dense
+// gdsolve/cpu/row_pass.h - the memory floor of an epoch, for benchmarks: one pass over a dense
 // matrix's rows in a given order, a dot product per row against fixed weights, the rows shared by
 // a team of threads. No row waits on another's update, so no epoch that visits every row in that
-// order can take less. Host only; called by gdsolve/_linear_loop.pyx (row_pass_seconds) for
+// order can take less. Host only; called by gdsolve/_cpu_linear.pyx (row_pass_seconds) for
 // benchmarks/bench_linear.py.
 #pragma once
 #include <chrono>
 #include <cstdint>
 #include <memory>
 
-#include "linear_loop.h"
-#include "worker_team.h"
+#include "gdsolve/cpu/rows.h"
+#include "gdsolve/cpu/worker_team.h"
 
 namespace gds {
 
@@ -26,7 +26,7 @@ template <class T> struct RowPassJob {
 template <class T> inline void row_pass_member(RowPassJob<T>& job, int m) {
     const gds_int64 per = (job.n + job.members - 1) / job.members;
     const gds_int64 a = std::min(job.n, m * per), e = std::min(job.n, a + per);
-    constexpr int ahead = linear_detail::kPrefetchAhead;
+    constexpr int ahead = linalg::kPrefetchAhead;
     double s = 0.0;
     for (gds_int64 ii = a; ii < e; ++ii) {
         if (ii + ahead < e) job.rows.prefetch(job.order[ii + ahead]);
@@ -35,12 +35,8 @@ template <class T> inline void row_pass_member(RowPassJob<T>& job, int m) {
     job.sums[m] = s;
 }
 
-GDS_SIMD_CLONES inline void row_pass_job_f64(void* job, int m) {
-    row_pass_member<double>(*static_cast<RowPassJob<double>*>(job), m);
-}
-GDS_SIMD_CLONES inline void row_pass_job_f32(void* job, int m) {
-    row_pass_member<float>(*static_cast<RowPassJob<float>*>(job), m);
-}
+GDS_CLONED_TEAM_JOB(row_pass_job, row_pass_member, RowPassJob<double>)
+GDS_CLONED_TEAM_JOB(row_pass_job, row_pass_member, RowPassJob<float>)
 
 // Seconds one pass takes (the team is started before the clock); `checksum` receives the sum of
 // the dot products, so the work cannot be optimised away.
@@ -51,9 +47,8 @@ inline double row_pass_seconds(const T* X, gds_int64 n_rows, gds_int64 n_cols, g
     WorkerTeam team(std::max(1, std::min(n_threads, kMaxTeamSize)));
     const int members = team.size();
     RowPassJob<T> job{DenseRows<T>{X, n_rows, n_cols, ld}, order, n, w, members, {}};
-    const TeamJob fn = sizeof(T) == sizeof(double) ? row_pass_job_f64 : row_pass_job_f32;
     const auto start = std::chrono::steady_clock::now();
-    team.run(fn, &job);
+    team.run(team_job<RowPassJob<T>, row_pass_job>, &job);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     checksum = 0.0;

@@ -1,11 +1,11 @@
-// gdsolve/penalties.h - regularisation R(w) in the objective mean(loss) + alpha * R(w):
+// gdsolve/math/penalties.h - regularisation R(w) in the objective mean(loss) + alpha * R(w):
 // l2 = 0.5 ||w||^2, l1 = ||w||_1, elasticnet = l1_ratio ||w||_1 + (1 - l1_ratio) 0.5 ||w||^2.
 // The smooth (l2) part enters the gradient; the l1 part is applied as a proximal step so that exact
 // zeros appear: soft-thresholding after each update (mini/full batch), or Tsuruoka et al.'s
 // cumulative truncation for per-sample SGD (as scikit-learn does). Callers: linear loop, GPU kernels.
 #pragma once
-#include "config.h"
-#include "codes.h"
+#include "gdsolve/codes.h"
+#include "gdsolve/config.h"
 
 namespace gds {
 

@@ -1,8 +1,12 @@
-// gdsolve/mlp_loop.h - the compiled training loop of the small dense MLPs (host only): one call
-// runs a whole fit (shuffling, batching, forward, loss, backward, clipping, optimizer update,
-// schedule, early stopping). Called by gdsolve/_mlp_loop.pyx through the per-dtype entry points at
-// the bottom (mlp_fit_*, mlp_loss_grad_*, mlp_predict_*); matrix products go through the BLAS gemm
-// the binding passes in (scipy.linalg.cython_blas), on buffers allocated once per call.
+// gdsolve/cpu/mlp_executor.h - the CPU executor of the dense MLPs: one epoch at a time over an
+// explicit FitState (flat parameters, optimizer slots, row order, FitScalars), undone unless it
+// completes. Per batch: one GEMM (the BLAS gemm the binding passes in, scipy's cython_blas) plus
+// one fused bias + activation pass per layer, model/mlp.h's output loss, the backward pass, and
+// the optimizer over the flat parameters, with every layer updated as soon as its gradient is
+// complete when no clipping needs the whole gradient first; a batch is shared by a team of
+// threads, each with single-threaded BLAS. No allocation per batch. Host only. Called by
+// gdsolve/_cpu_mlp.pyx through the entry points at the bottom (AVX2+FMA and baseline clones),
+// once per epoch by the epoch driver (gdsolve/engine/driver.py).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -10,16 +14,18 @@
 #include <memory>
 #include <vector>
 
-#include "activations.h"
-#include "clip.h"
-#include "codes.h"
-#include "config.h"
-#include "fast_math.h"
-#include "loop_common.h"
-#include "losses.h"
-#include "optimizers.h"
-#include "schedules.h"
-#include "worker_team.h"
+#include "gdsolve/codes.h"
+#include "gdsolve/config.h"
+#include "gdsolve/cpu/fast_losses.h"
+#include "gdsolve/cpu/interrupt.h"
+#include "gdsolve/cpu/worker_team.h"
+#include "gdsolve/driver/shuffle.h"
+#include "gdsolve/math/activations.h"
+#include "gdsolve/math/clip.h"
+#include "gdsolve/math/optimizers.h"
+#include "gdsolve/math/schedules.h"
+#include "gdsolve/model/mlp.h"
+#include "gdsolve/structs.h"
 
 namespace gds {
 
@@ -85,7 +91,7 @@ template <class T> struct MlpData {
     gds_int64 n_rows;
     const T* X;                // dense, row-major n_rows x n_features; null for CSR
     const gds_int64* indptr;   // CSR (used when X is null)
-    const gds_int64* indices;
+    const std::int32_t* indices;
     const T* values;
     const T* Y;                // targets for SQUARED and LOG
     const int* labels;         // class index per row for SOFTMAX
@@ -111,6 +117,7 @@ template <class T> struct MlpWorkspace {
         }
     }
 };
+
 
 // ---- Elementwise kernels (the activation code is a template argument: branch-free loops) --------
 
@@ -196,37 +203,6 @@ inline void times_derivative_colsum(int code, T* d, const T* a, gds_int64 nb, gd
     }
 }
 
-// log(1 + exp(z)) without overflow.
-template <class T> inline T softplus(T z) { return log1pexp_neg(-z); }
-
-// Softmax cross-entropy of a whole batch of logits z (nb x k) against `labels`: returns the summed
-// loss and leaves scale * (softmax(z) - onehot) in z. The same result as softmax_cross_entropy
-// (losses.h) row by row, arranged as flat passes so that the exponentials vectorize.
-template <class T>
-inline double softmax_cross_entropy_batch(T* z, gds_int64 nb, gds_int64 k, const int* labels,
-                                          T scale, T* shifted_label) {
-    for (gds_int64 b = 0; b < nb; ++b) {
-        T* zb = z + b * k;
-        T zmax = zb[0];
-        for (gds_int64 j = 1; j < k; ++j) zmax = zb[j] > zmax ? zb[j] : zmax;
-        for (gds_int64 j = 0; j < k; ++j) zb[j] -= zmax;
-        shifted_label[b] = zb[labels[b]];
-    }
-    const gds_int64 n = nb * k;
-    exp_nonpositive_inplace(z, n);
-    double total = 0.0;
-    for (gds_int64 b = 0; b < nb; ++b) {
-        T* zb = z + b * k;
-        T sum = T(0);
-        for (gds_int64 j = 0; j < k; ++j) sum += zb[j];
-        // loss = log-sum-exp(z) - z_label = log(sum) - (z_label - zmax)
-        total += static_cast<double>(log(sum) - shifted_label[b]);
-        const T f = scale / sum;
-        for (gds_int64 j = 0; j < k; ++j) zb[j] *= f;
-        zb[labels[b]] -= scale;
-    }
-    return total;
-}
 
 // ---- Optimizer pass over the flat parameter vector ----------------------------------------------
 
@@ -279,12 +255,13 @@ inline double update_flat(const OptimizerConfig& c, const OptimizerStep& st, T* 
     return 0.0;
 }
 
+
 // ---- Forward / loss / backward on one batch -----------------------------------------------------
 
 // A batch is `count` rows: rows[0..count) of the data set when `rows` is given (shuffled order),
 // else the contiguous block starting at `first`.
 struct MlpBatch {
-    const gds_int64* rows;
+    const RowIndex* rows;
     gds_int64 first;
     gds_int64 count;
     gds_int64 row(gds_int64 b) const { return rows ? rows[b] : first + b; }
@@ -344,7 +321,8 @@ inline void mlp_forward_batch(const MlpLayout& lay, int activation, GemmFn<T> ge
 
 // Sum over the batch of the per-sample loss at logits z (nb x k); z is replaced by
 // d loss / d z scaled by `scale` (1 / batch size: the objective is the batch mean). The batch's
-// targets are contiguous: `labels` (softmax) or `y` (nb x k), see mlp_batch_targets.
+// targets are contiguous: `labels` (softmax) or `y` (nb x k), see mlp_batch_targets. Each output
+// follows model/mlp.h; softmax rows take the vectorised batch path (cpu/fast_losses.h).
 template <class T>
 inline double mlp_output_loss_and_delta(int loss, T* z, gds_int64 nb, gds_int64 k,
                                         const int* labels, const T* y, T scale,
@@ -354,18 +332,17 @@ inline double mlp_output_loss_and_delta(int loss, T* z, gds_int64 nb, gds_int64 
         return softmax_cross_entropy_batch<T>(z, nb, k, labels, scale, ws.row_scratch.data());
     const gds_int64 n = nb * k;
     if (loss == static_cast<int>(Loss::LOG)) {
-        // per output: softplus(z) - y z = -y log p - (1 - y) log(1 - p), gradient p - y
         for (gds_int64 i = 0; i < n; ++i) {
-            const T zz = z[i];
-            total += static_cast<double>(softplus<T>(zz) - y[i] * zz);
-            z[i] = (logistic<T>(zz) - y[i]) * scale;
+            T delta;
+            total += mlp_logistic_output<T>(z[i], y[i], scale, delta);
+            z[i] = delta;
         }
     } else {  // SQUARED: 0.5 (z - y)^2 summed over outputs
 #pragma omp simd reduction(+ : total)
         for (gds_int64 i = 0; i < n; ++i) {
-            const T r = z[i] - y[i];
-            total += 0.5 * static_cast<double>(r) * static_cast<double>(r);
-            z[i] = r * scale;
+            T delta;
+            total += mlp_squared_output<T>(z[i], y[i], scale, delta);
+            z[i] = delta;
         }
     }
     return total;
@@ -482,7 +459,7 @@ inline double mlp_batch_loss(const MlpLayout& lay, const MlpShape& shape, GemmFn
 // Prefetch the input rows of a shuffled batch (the next one, while this one is computed), so
 // that gathering it later finds them in cache instead of waiting on each row in turn.
 template <class T>
-inline void mlp_prefetch_rows(const MlpData<T>& d, const gds_int64* rows, gds_int64 count,
+inline void mlp_prefetch_rows(const MlpData<T>& d, const RowIndex* rows, gds_int64 count,
                               gds_int64 n_features) {
     if (!rows || !d.X) return;
     const gds_int64 row_bytes = n_features * static_cast<gds_int64>(sizeof(T));
@@ -495,9 +472,8 @@ inline void mlp_prefetch_rows(const MlpData<T>& d, const gds_int64* rows, gds_in
 // Targets in the epoch's shuffled order, so that every batch reads its labels / target rows from
 // one contiguous block: one tight pass per epoch instead of scattered loads in every batch.
 template <class T>
-inline void mlp_shuffle_targets(const MlpData<T>& d, const std::vector<gds_int64>& order,
+inline void mlp_shuffle_targets(const MlpData<T>& d, const RowIndex* order, gds_int64 n,
                                 gds_int64 k, std::vector<int>& labels, std::vector<T>& y) {
-    const gds_int64 n = static_cast<gds_int64>(order.size());
     if (d.labels) {
         for (gds_int64 i = 0; i < n; ++i) labels[i] = d.labels[order[i]];
     } else if (d.Y) {
@@ -532,7 +508,7 @@ template <class T> struct MlpTeamStep {
     T* params;
     const MlpData<T>* data;
     MlpBatch batch;
-    const gds_int64* next_rows;  // the following shuffled batch (prefetched), or null
+    const RowIndex* next_rows;  // the following shuffled batch (prefetched), or null
     gds_int64 next_count;
     const int* labels;  // the batch's targets, contiguous (or null)
     const T* y;
@@ -549,6 +525,7 @@ template <class T> struct MlpTeamStep {
     T* s2;
     T penalty;
     double sq[kMaxTeamSize];
+    T scale = T(0);  // phase 0: factor of d loss; 0 means 1 / batch.count (the batch mean)
 };
 
 template <class T> inline void mlp_team_member(MlpTeamStep<T>& job, int m) {
@@ -572,7 +549,7 @@ template <class T> inline void mlp_team_member(MlpTeamStep<T>& job, int m) {
         job.loss[m] = mlp_output_loss_and_delta<T>(
             job.shape->loss, ws.act[lay.n_layers].data(), part.count, k,
             job.labels ? job.labels + a : nullptr, job.y ? job.y + a * k : nullptr,
-            static_cast<T>(1.0 / static_cast<double>(count)), ws);
+            job.scale != T(0) ? job.scale : static_cast<T>(1.0 / static_cast<double>(count)), ws);
         mlp_backward_batch<T>(lay, job.shape->activation, job.gemm, job.params, *job.data, part, ws,
                               job.grads[m]);
     } else {
@@ -598,17 +575,8 @@ template <class T> inline void mlp_team_member(MlpTeamStep<T>& job, int m) {
     }
 }
 
-// Team entry points: plain functions compiled for AVX2+FMA and baseline (a worker thread does not
-// inherit the caller's clone).
-GDS_SIMD_CLONES inline void mlp_team_job_f64(void* job, int member) {
-    mlp_team_member<double>(*static_cast<MlpTeamStep<double>*>(job), member);
-}
-GDS_SIMD_CLONES inline void mlp_team_job_f32(void* job, int member) {
-    mlp_team_member<float>(*static_cast<MlpTeamStep<float>*>(job), member);
-}
-template <class T> inline TeamJob mlp_team_job();
-template <> inline TeamJob mlp_team_job<double>() { return mlp_team_job_f64; }
-template <> inline TeamJob mlp_team_job<float>() { return mlp_team_job_f32; }
+GDS_CLONED_TEAM_JOB(mlp_team_job, mlp_team_member, MlpTeamStep<double>)
+GDS_CLONED_TEAM_JOB(mlp_team_job, mlp_team_member, MlpTeamStep<float>)
 
 // Output activation in place on logits (nb x k): probabilities for LOG / SOFTMAX.
 template <class T> inline void mlp_output_activation(int loss, T* z, gds_int64 nb, gds_int64 k) {
@@ -691,212 +659,184 @@ inline double mlp_validation_score(const MlpLayout& lay, const MlpShape& shape, 
     return r2 / static_cast<double>(k);
 }
 
-// ---- The fit ------------------------------------------------------------------------------------
 
-struct MlpFitConfig {
-    gds_int64 batch_size;     // rows per update (clipped to [1, n_rows])
-    int max_epochs;
-    double alpha;             // L2 strength, scikit-learn MLP convention
-    double tol;
-    int n_iter_no_change;
-    int check_stopping;       // 0 (partial_fit): never stop early, just run max_epochs
-    int shuffle;
-    std::uint64_t seed;       // shuffling RNG
-    int clip_code;            // gds::Clip applied to the flat gradient
-    double clip_limit;
-    int verbose;
-    int n_threads;            // threads sharing each batch's rows (BLAS then runs single-threaded)
+// ---- The executor -------------------------------------------------------------------------------
+
+// The FitState's arrays (owned by the caller): flat parameters, the three optimizer slots, the
+// training rows in the last epoch's order, the scalars.
+template <class T> struct MlpStateView {
+    T* params;
+    T* slot0;
+    T* slot1;
+    T* slot2;
+    RowIndex* order;
+    gds_int64 n_order;
+    FitScalars* scalars;
 };
 
-// Carried between calls (warm_start, partial_fit); read and written by mlp_fit.
-struct MlpFitState {
-    gds_int64 optimizer_step;  // OptimizerScalars
-    double mu_product;
-    gds_int64 samples_seen;    // scikit-learn's t_
-    double lr_scale;           // adaptive (/5 on plateaus) and reduce-on-plateau factor
-    double best_objective;     // best training loss, or minus the best validation score (+inf)
-    int no_improvement;
-    double plateau_best;       // ReduceOnPlateauState
-    int plateau_bad_epochs;
-    int plateau_cooldown;
-    double plateau_lr;
-};
-
-// Hooks into Python: the interrupt check (Ctrl-C) and, when verbose, one call per epoch with the
-// epoch's training loss and validation score (NaN without early stopping). Either may be null.
-typedef void (*MlpEpochCallback)(void* context, int epoch, double loss, double score);
-
-struct MlpCallbacks {
-    InterruptCallback interrupt;
+// What a fit is: the network, its update rule and schedule, the driver's rules, the threads.
+struct MlpSetup {
+    MlpShape shape;
+    MlpConfig model;
+    OptimizerConfig optimizer;
+    ScheduleConfig schedule;
+    DriverConfig driver;
+    CpuConfig cpu;
+    InterruptCallback interrupt;  // may be null
     void* interrupt_context;
-    MlpEpochCallback epoch;
-    void* epoch_context;
 };
 
-struct MlpFitResult {
-    int status;      // gds::FitStatus
-    int epochs_run;  // completed epochs (entries written to loss_curve / val_scores)
-    int stop_epoch;  // 1-based epoch the fit stopped in
+// The executor as the binding holds it, one per value type.
+template <class T> class MlpRunner {
+  public:
+    virtual ~MlpRunner() = default;
+    // Trains one epoch from the state; on success writes the new state and returns
+    // FitStatus::MAX_ITER with the epoch's objective (the mean of the batch objectives, each
+    // with its L2 term), else returns DIVERGED or INTERRUPTED with the state as it was.
+    virtual int run_epoch(MlpStateView<T>& s, double& objective) = 0;
+    // The validation score (accuracy, or mean R^2) at `params`.
+    virtual double score(const T* params) = 0;
+    // Loss sum of rows[0..count) of the training data at `params` and the gradient of
+    // scale * (that sum) (no L2 part) into grad; the rows shared by the team.
+    virtual double gradient(const T* params, const RowIndex* rows, gds_int64 count, double scale,
+                            T* grad) = 0;
+    int members = 1;  // threads sharing each batch
 };
 
-// Snapshot of everything an epoch changes, so a diverged or interrupted epoch can be undone.
-template <class T> struct MlpSnapshot {
-    std::vector<T> params, s0, s1, s2;
-    MlpFitState state;
-};
-
-template <class T>
-inline MlpFitResult mlp_fit(const MlpShape& shape, GemmFn<T> gemm, T* params, T* slot0, T* slot1,
-                            T* slot2, T* best_params, const MlpData<T>& train,
-                            const MlpData<T>& val, const OptimizerConfig& opt,
-                            const ScheduleConfig& sched, const ReduceOnPlateauConfig& plateau,
-                            const MlpFitConfig& cfg, MlpFitState& state, double* loss_curve,
-                            double* val_scores, const MlpCallbacks& callbacks) {
-    const MlpLayout lay(shape);
-    const gds_int64 n = train.n_rows;
-    const gds_int64 np = lay.n_params;
-    const gds_int64 k = lay.n_outputs();
-    gds_int64 bs = cfg.batch_size < 1 ? 1 : cfg.batch_size;
-    if (bs > n) bs = n;
-    const bool early = val.n_rows > 0;
-    // A team shares each batch's rows when there are threads and rows enough: member m has its
-    // own workspace and gradient; member 0's workspace also serves unsplit batches and validation.
-    int members = mlp_team_size(cfg.n_threads, bs);
-    std::unique_ptr<WorkerTeam> team;
-    if (members > 1) {
-        team.reset(new WorkerTeam(members));
-        members = team->size();  // fewer if the system refused a thread
-    }
-    std::vector<MlpWorkspace<T>> workspaces;
-    workspaces.reserve(members);
-    workspaces.emplace_back(lay, bs, train.X != nullptr);
-    for (int m = 1; m < members; ++m)
-        workspaces.emplace_back(lay, (bs + members - 1) / members, train.X != nullptr);
-    MlpWorkspace<T>& ws = workspaces[0];
-    std::vector<std::vector<T>> member_grads(members, std::vector<T>(static_cast<std::size_t>(np)));
-    std::vector<T*> grad_ptrs(members);
-    for (int m = 0; m < members; ++m) grad_ptrs[m] = member_grads[m].data();
-    std::vector<T>& grad = member_grads[0];
-    std::vector<gds_int64> order(static_cast<std::size_t>(n));
-    for (gds_int64 i = 0; i < n; ++i) order[i] = i;
-    std::vector<int> epoch_labels(cfg.shuffle && train.labels ? static_cast<std::size_t>(n) : 0);
-    std::vector<T> epoch_y(cfg.shuffle && train.Y ? static_cast<std::size_t>(n * k) : 0);
-    Rng rng(cfg.seed);
-    InterruptChecker checker;
-    checker.callback = callbacks.interrupt;
-    checker.context = callbacks.interrupt_context;
-    const MlpValidationTargets targets = mlp_validation_targets<T>(shape, val, k);
-    const bool adaptive = sched.code == static_cast<int>(Schedule::ADAPTIVE);
-    const bool on_plateau = sched.code == static_cast<int>(Schedule::REDUCE_ON_PLATEAU);
-    MlpSnapshot<T> snap;
-    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(np);
-    const int n_slots = optimizer_state_slots(opt);  // slots the rule reads; the rest stay 0
-    auto take_snapshot = [&]() {
-        snap.params.assign(params, params + np);
-        if (n_slots > 0) snap.s0.assign(slot0, slot0 + np);
-        if (n_slots > 1) snap.s1.assign(slot1, slot1 + np);
-        if (n_slots > 2) snap.s2.assign(slot2, slot2 + np);
-        snap.state = state;
-    };
-    auto restore_snapshot = [&]() {
-        std::memcpy(params, snap.params.data(), bytes);
-        if (n_slots > 0) std::memcpy(slot0, snap.s0.data(), bytes);
-        if (n_slots > 1) std::memcpy(slot1, snap.s1.data(), bytes);
-        if (n_slots > 2) std::memcpy(slot2, snap.s2.data(), bytes);
-        state = snap.state;
-    };
-    OptimizerScalars scalars{state.optimizer_step, state.mu_product};
-    MlpFitResult result{static_cast<int>(FitStatus::MAX_ITER), 0, 0};
-
-    for (int epoch = 0; epoch < cfg.max_epochs; ++epoch) {
-        result.stop_epoch = epoch + 1;
-        take_snapshot();
-        if (cfg.shuffle) {
-            shuffle_in_place(order, rng);
-            mlp_shuffle_targets<T>(train, order, k, epoch_labels, epoch_y);
+template <class T> class MlpCpuRunner final : public MlpRunner<T> {
+  public:
+    MlpCpuRunner(const MlpSetup& setup, GemmFn<T> gemm, const MlpData<T>& train,
+                 const MlpData<T>& val)
+        : setup_(setup), lay_(setup.shape), gemm_(gemm), train_(train), val_(val) {
+        const gds_int64 n = train.n_rows;
+        bs_ = setup.driver.batch_size < 1 ? 1 : setup.driver.batch_size;
+        if (bs_ > n) bs_ = n;
+        // A team shares each batch's rows when there are threads and rows enough: member m has
+        // its own workspace and gradient; member 0's also serves unsplit batches and validation.
+        int members = mlp_team_size(setup.cpu.n_threads, bs_);
+        if (members > 1) {
+            team_.reset(new WorkerTeam(members));
+            members = team_->size();  // fewer if the system refused a thread
         }
-        const int* labels = cfg.shuffle ? epoch_labels.data() : train.labels;
-        const T* ys = cfg.shuffle ? epoch_y.data() : train.Y;
-        // scikit-learn's MLP updates invscaling once per epoch from the samples seen so far
-        const double t = static_cast<double>(state.samples_seen) + 1.0;
+        this->members = members;
+        const gds_int64 np = lay_.n_params, k = lay_.n_outputs();
+        workspaces_.reserve(members);
+        workspaces_.emplace_back(lay_, bs_, train.X != nullptr);
+        for (int m = 1; m < members; ++m)
+            workspaces_.emplace_back(lay_, (bs_ + members - 1) / members, train.X != nullptr);
+        grads_.assign(members, std::vector<T>(static_cast<std::size_t>(np)));
+        grad_ptrs_.resize(members);
+        for (int m = 0; m < members; ++m) grad_ptrs_[m] = grads_[m].data();
+        labels_.resize(train.labels ? static_cast<std::size_t>(n) : 0);
+        ys_.resize(train.Y ? static_cast<std::size_t>(n * k) : 0);
+        targets_ = mlp_validation_targets<T>(setup.shape, val, k);
+        checker_.callback = setup.interrupt;
+        checker_.context = setup.interrupt_context;
+        n_slots_ = optimizer_state_slots(setup.optimizer);  // slots the rule reads
+    }
+
+    int run_epoch(MlpStateView<T>& s, double& objective) override;
+
+    double score(const T* params) override;
+
+    double score_body(const T* params) {
+        return mlp_validation_score<T>(lay_, setup_.shape, gemm_, params, val_, targets_,
+                                       workspaces_[0]);
+    }
+
+    double gradient(const T* params, const RowIndex* rows, gds_int64 count, double scale,
+                    T* grad) override;
+
+    // The body of the cloned epoch entry.
+    int epoch(MlpStateView<T>& s, double& objective) {
+        const gds_int64 n = train_.n_rows;
+        const gds_int64 np = lay_.n_params;
+        const gds_int64 k = lay_.n_outputs();
+        const int members = this->members;
+        const MlpShape& shape = setup_.shape;
+        const MlpConfig& model = setup_.model;
+        const OptimizerConfig& opt = setup_.optimizer;
+        const bool shuffle = setup_.driver.shuffle != 0;
+        FitScalars sc = *s.scalars;
+        take_snapshot(s);
+        const RowIndex* order = s.order;
+        if (shuffle) {
+            order_.assign(s.order, s.order + n);
+            next_epoch_order(order_.data(), static_cast<std::size_t>(n), sc.rng);
+            mlp_shuffle_targets<T>(train_, order_.data(), n, k, labels_, ys_);
+            order = order_.data();
+        }
+        const int* labels = shuffle ? labels_.data() : train_.labels;
+        const T* ys = shuffle ? ys_.data() : train_.Y;
+        T* params = s.params;
+        T* slot0 = s.slot0;
+        T* slot1 = s.slot1;
+        T* slot2 = s.slot2;
+        std::vector<T>& grad = grads_[0];
+        MlpWorkspace<T>& ws = workspaces_[0];
+        const bool clip = model.clip != static_cast<int>(Clip::NONE);
         double epoch_sum = 0.0;
         bool bad = false, stop = false;
-        for (gds_int64 start = 0; start < n; start += bs) {
-            const gds_int64 nb = n - start < bs ? n - start : bs;
-            const MlpBatch batch{cfg.shuffle ? order.data() + start : nullptr, start, nb};
-            const gds_int64 next = !cfg.shuffle || start + bs >= n ? 0
-                                   : (n - start - bs < bs ? n - start - bs : bs);
+        for (gds_int64 start = 0; start < n; start += bs_) {
+            const gds_int64 nb = n - start < bs_ ? n - start : bs_;
+            const MlpBatch batch{shuffle ? order + start : nullptr, start, nb};
+            const gds_int64 next = !shuffle || start + bs_ >= n ? 0
+                                   : (n - start - bs_ < bs_ ? n - start - bs_ : bs_);
             const bool split = members > 1 && nb >= members * kMlpMinRowsPerMember;
             const T* batch_y = ys ? ys + start * k : nullptr;
             const int* batch_labels = labels ? labels + start : nullptr;
-            MlpTeamStep<T> job{&lay, &shape, gemm, params, &train, batch,
-                               next ? order.data() + start + bs : nullptr, next, batch_labels,
-                               batch_y, workspaces.data(), grad_ptrs.data(), members, 0, {},
+            MlpTeamStep<T> job{&lay_, &shape, gemm_, params, &train_, batch,
+                               next ? order + start + bs_ : nullptr, next, batch_labels, batch_y,
+                               workspaces_.data(), grad_ptrs_.data(), members, 0, {},
                                nullptr, nullptr, slot0, slot1, slot2, T(0), {}};
             double data_loss;
             if (split) {
-                team->run(mlp_team_job<T>(), &job);
+                team_->run(team_job<MlpTeamStep<T>, mlp_team_job>, &job);
                 double sum = 0.0;
                 for (int m = 0; m < members; ++m) sum += job.loss[m];
                 data_loss = sum / static_cast<double>(nb);
             } else {
-                if (next)
-                    mlp_prefetch_rows<T>(train, order.data() + start + bs, next, lay.n_features());
-                data_loss = mlp_batch_loss<T>(lay, shape, gemm, params, train, batch,
+                if (next) mlp_prefetch_rows<T>(train_, order + start + bs_, next, lay_.n_features());
+                data_loss = mlp_batch_loss<T>(lay_, shape, gemm_, params, train_, batch,
                                               batch_labels, batch_y, ws);
             }
             if (!isfinite(data_loss)) {
                 bad = true;
                 break;
             }
-            const double step = static_cast<double>(scalars.step);
-            const double lr = schedule_lr(sched, step, t) * state.lr_scale;
-            const double momentum = schedule_momentum(sched, step);
-            // the L2 term 0.5 alpha ||W||^2 / nb: its gradient joins the update pass, unless
-            // clipping needs the whole gradient (penalty included) before any update
-            const T penalty = static_cast<T>(cfg.alpha / static_cast<double>(nb));
+            // model/mlp.h's step; the L2 term 0.5 alpha ||W||^2 / nb joins the update pass,
+            // unless clipping needs the whole gradient (penalty included) before any update
+            const MlpStepPlan<T> plan = mlp_step_begin<T>(model, opt, setup_.schedule, sc, nb, 0.0);
             double sq;
             if (split) {
                 // members sum the gradients over their parameter slices (and update them there,
                 // unless clipping needs the whole gradient first)
-                const bool clip = cfg.clip_code != static_cast<int>(Clip::NONE);
-                const OptimizerStep st = clip ? OptimizerStep{}
-                                              : optimizer_begin_step(opt, scalars, lr, momentum);
                 job.phase = 1;
                 job.opt = clip ? nullptr : &opt;
-                job.step = &st;
-                job.penalty = penalty;
-                team->run(mlp_team_job<T>(), &job);
+                job.step = &plan.opt;
+                job.penalty = plan.penalty;
+                team_->run(team_job<MlpTeamStep<T>, mlp_team_job>, &job);
                 sq = 0.0;
                 for (int m = 0; m < members; ++m) sq += job.sq[m];
-                if (clip) {
-                    sq = mlp_add_penalty<T>(lay, params, grad.data(), cfg.alpha, nb);
-                    clip_gradient<T>(cfg.clip_code, cfg.clip_limit, grad.data(), np);
-                    const OptimizerStep cst = optimizer_begin_step(opt, scalars, lr, momentum);
-                    update_flat<T>(opt, cst, params, grad.data(), slot0, slot1, slot2, np, 0,
-                                   T(0));
-                }
-            } else if (cfg.clip_code != static_cast<int>(Clip::NONE)) {
-                mlp_backward_batch<T>(lay, shape.activation, gemm, params, train, batch, ws,
+                if (clip) sq = clip_and_update(plan, params, grad.data(), slot0, slot1, slot2, nb);
+            } else if (clip) {
+                mlp_backward_batch<T>(lay_, shape.activation, gemm_, params, train_, batch, ws,
                                       grad.data());
-                sq = mlp_add_penalty<T>(lay, params, grad.data(), cfg.alpha, nb);
-                clip_gradient<T>(cfg.clip_code, cfg.clip_limit, grad.data(), np);
-                const OptimizerStep st = optimizer_begin_step(opt, scalars, lr, momentum);
-                update_flat<T>(opt, st, params, grad.data(), slot0, slot1, slot2, np, 0, T(0));
+                sq = clip_and_update(plan, params, grad.data(), slot0, slot1, slot2, nb);
             } else {
-                const OptimizerStep st = optimizer_begin_step(opt, scalars, lr, momentum);
-                MlpInlineUpdate<T> update{&opt, &st, params, slot0, slot1, slot2, penalty, 0.0};
-                mlp_backward_batch<T>(lay, shape.activation, gemm, params, train, batch, ws,
+                MlpInlineUpdate<T> update{&opt, &plan.opt, params, slot0, slot1, slot2,
+                                          plan.penalty, 0.0};
+                mlp_backward_batch<T>(lay_, shape.activation, gemm_, params, train_, batch, ws,
                                       grad.data(), &update);
                 sq = update.sq_coefs;
             }
-            const double obj = data_loss + 0.5 * cfg.alpha * sq / static_cast<double>(nb);
+            const double obj = data_loss + 0.5 * model.alpha * sq / static_cast<double>(nb);
             if (!isfinite(obj)) {
                 bad = true;
                 break;
             }
             epoch_sum += obj * static_cast<double>(nb);
-            if (checker.should_stop(4096)) {
+            if (checker_.should_stop(4096)) {
                 stop = true;
                 break;
             }
@@ -909,54 +849,91 @@ inline MlpFitResult mlp_fit(const MlpShape& shape, GemmFn<T> gemm, T* params, T*
                 }
         }
         if (bad || stop) {
-            restore_snapshot();
-            result.status = static_cast<int>(bad ? FitStatus::DIVERGED : FitStatus::INTERRUPTED);
-            break;
+            restore_snapshot(s);
+            return static_cast<int>(bad ? FitStatus::DIVERGED : FitStatus::INTERRUPTED);
         }
-        state.optimizer_step = scalars.step;
-        state.mu_product = scalars.mu_product;
-        state.samples_seen += n;
-        const double epoch_loss = epoch_sum / static_cast<double>(n);
-        loss_curve[epoch] = epoch_loss;
-        result.epochs_run = epoch + 1;
-        // stopping rule as scikit-learn's MLP: count epochs without improvement by tol; more than
-        // n_iter_no_change in a row stops (or, for adaptive, divides the rate by 5)
-        double value = epoch_loss;
-        if (early) {
-            value = mlp_validation_score<T>(lay, shape, gemm, params, val, targets, ws);
-            val_scores[epoch] = value;
-            if (-value < state.best_objective) std::memcpy(best_params, params, bytes);
-        }
-        if (cfg.verbose && callbacks.epoch)
-            callbacks.epoch(callbacks.epoch_context, epoch + 1, epoch_loss,
-                            early ? value : std::numeric_limits<double>::quiet_NaN());
-        if (on_plateau) {
-            ReduceOnPlateauState ps{state.plateau_best, state.plateau_bad_epochs,
-                                    state.plateau_cooldown, state.plateau_lr};
-            reduce_on_plateau_step(plateau, ps, early ? -value : value);
-            state.plateau_best = ps.best;
-            state.plateau_bad_epochs = ps.num_bad_epochs;
-            state.plateau_cooldown = ps.cooldown_counter;
-            state.plateau_lr = ps.lr;
-            if (sched.base_lr > 0.0) state.lr_scale = ps.lr / sched.base_lr;
-        }
-        PlateauStop ps{state.best_objective, state.no_improvement};
-        double lr_scale = state.lr_scale;
-        const int keep = plateau_stop_update(ps, value, cfg.tol, cfg.n_iter_no_change + 1, early,
-                                             adaptive, sched.base_lr * state.lr_scale, lr_scale);
-        state.best_objective = ps.best;
-        state.no_improvement = ps.no_improvement;
-        state.lr_scale = lr_scale;
-        if (!keep && cfg.check_stopping) {
-            result.status = static_cast<int>(FitStatus::CONVERGED);
-            break;
-        }
+        sc.t += static_cast<double>(n);  // scikit-learn's MLP: t advances once per epoch
+        *s.scalars = sc;
+        if (shuffle) std::copy(order_.begin(), order_.end(), s.order);
+        objective = epoch_sum / static_cast<double>(n);
+        return static_cast<int>(FitStatus::MAX_ITER);
     }
-    // early stopping leaves the best validated parameters (also after an interrupt)
-    if (early && result.status != static_cast<int>(FitStatus::DIVERGED))
-        std::memcpy(params, best_params, bytes);
-    return result;
-}
+
+    double gradient_body(const T* params, const RowIndex* rows, gds_int64 count, double scale,
+                         T* grad_out) {
+        const gds_int64 k = lay_.n_outputs();
+        mlp_shuffle_targets<T>(train_, rows, count, k, labels_, ys_);
+        const MlpBatch batch{rows, 0, count};
+        const int* labels = train_.labels ? labels_.data() : nullptr;
+        const T* ys = train_.Y ? ys_.data() : nullptr;
+        double loss;
+        const int members = this->members;
+        if (members > 1 && count >= members * kMlpMinRowsPerMember &&
+            count <= workspaces_[0].capacity) {
+            MlpTeamStep<T> job{&lay_, &setup_.shape, gemm_, const_cast<T*>(params), &train_,
+                               batch, nullptr, 0, labels, ys, workspaces_.data(),
+                               grad_ptrs_.data(), members, 0, {}, nullptr, nullptr, nullptr,
+                               nullptr, nullptr, T(0), {}};
+            job.scale = static_cast<T>(scale);
+            team_->run(team_job<MlpTeamStep<T>, mlp_team_job>, &job);
+            loss = 0.0;
+            for (int m = 0; m < members; ++m) loss += job.loss[m];
+            job.phase = 1;  // sums only (no optimizer)
+            team_->run(team_job<MlpTeamStep<T>, mlp_team_job>, &job);
+        } else {
+            MlpWorkspace<T> ws(lay_, count, train_.X != nullptr);
+            mlp_forward_batch<T>(lay_, setup_.shape.activation, gemm_, params, train_, batch, ws);
+            loss = mlp_output_loss_and_delta<T>(setup_.shape.loss, ws.act[lay_.n_layers].data(),
+                                                count, k, labels, ys, static_cast<T>(scale), ws);
+            mlp_backward_batch<T>(lay_, setup_.shape.activation, gemm_, params, train_, batch, ws,
+                                  grads_[0].data());
+        }
+        std::copy(grads_[0].begin(), grads_[0].end(), grad_out);
+        return loss;
+    }
+
+  private:
+    // Clipping needs the whole gradient: add the L2 part, clip, then update (no L2 in the pass).
+    double clip_and_update(const MlpStepPlan<T>& plan, T* params, T* grad, T* s0, T* s1, T* s2,
+                           gds_int64 nb) {
+        const double sq = mlp_add_penalty<T>(lay_, params, grad, setup_.model.alpha, nb);
+        clip_gradient<T>(setup_.model.clip, setup_.model.clip_limit, grad, lay_.n_params);
+        update_flat<T>(setup_.optimizer, plan.opt, params, grad, s0, s1, s2, lay_.n_params, 0,
+                       T(0));
+        return sq;
+    }
+
+    void take_snapshot(const MlpStateView<T>& s) {
+        const gds_int64 np = lay_.n_params;
+        snap_params_.assign(s.params, s.params + np);
+        if (n_slots_ > 0) snap_s0_.assign(s.slot0, s.slot0 + np);
+        if (n_slots_ > 1) snap_s1_.assign(s.slot1, s.slot1 + np);
+        if (n_slots_ > 2) snap_s2_.assign(s.slot2, s.slot2 + np);
+    }
+    void restore_snapshot(MlpStateView<T>& s) const {
+        std::copy(snap_params_.begin(), snap_params_.end(), s.params);
+        if (n_slots_ > 0) std::copy(snap_s0_.begin(), snap_s0_.end(), s.slot0);
+        if (n_slots_ > 1) std::copy(snap_s1_.begin(), snap_s1_.end(), s.slot1);
+        if (n_slots_ > 2) std::copy(snap_s2_.begin(), snap_s2_.end(), s.slot2);
+    }
+
+    const MlpSetup setup_;
+    const MlpLayout lay_;
+    const GemmFn<T> gemm_;
+    const MlpData<T> train_, val_;
+    gds_int64 bs_ = 1;
+    std::unique_ptr<WorkerTeam> team_;
+    std::vector<MlpWorkspace<T>> workspaces_;
+    std::vector<std::vector<T>> grads_;
+    std::vector<T*> grad_ptrs_;
+    std::vector<int> labels_;  // targets in the epoch's order
+    std::vector<T> ys_;
+    std::vector<RowIndex> order_;
+    MlpValidationTargets targets_;
+    InterruptChecker checker_;
+    int n_slots_ = 0;
+    std::vector<T> snap_params_, snap_s0_, snap_s1_, snap_s2_;
+};
 
 // Objective and gradient over the whole data set as one batch (gradient checks, tests).
 template <class T>
@@ -990,31 +967,47 @@ inline void mlp_predict(const MlpShape& shape, GemmFn<T> gemm, const T* params,
     }
 }
 
-// ---- Entry points: one per dtype, compiled for AVX2+FMA and baseline (GDS_SIMD_CLONES) ----------
+// ---- Entry points: overloads per value type, compiled for AVX2+FMA and baseline ---------------
 
-#define GDS_MLP_ENTRY_POINTS(T, SUFFIX)                                                            \
-    GDS_SIMD_CLONES inline MlpFitResult mlp_fit_##SUFFIX(                                          \
-        const MlpShape& shape, GemmFn<T> gemm, T* params, T* slot0, T* slot1, T* slot2,            \
-        T* best_params, const MlpData<T>& train, const MlpData<T>& val,                            \
-        const OptimizerConfig& opt, const ScheduleConfig& sched,                                   \
-        const ReduceOnPlateauConfig& plateau, const MlpFitConfig& cfg, MlpFitState& state,         \
-        double* loss_curve, double* val_scores, const MlpCallbacks& callbacks) {                   \
-        return mlp_fit<T>(shape, gemm, params, slot0, slot1, slot2, best_params, train, val, opt,  \
-                          sched, plateau, cfg, state, loss_curve, val_scores, callbacks);          \
-    }                                                                                              \
-    GDS_SIMD_CLONES inline double mlp_loss_grad_##SUFFIX(const MlpShape& shape, GemmFn<T> gemm,    \
-                                                         const T* params, const MlpData<T>& d,     \
-                                                         double alpha, T* grad) {                  \
-        return mlp_loss_grad<T>(shape, gemm, params, d, alpha, grad);                              \
-    }                                                                                              \
-    GDS_SIMD_CLONES inline void mlp_predict_##SUFFIX(const MlpShape& shape, GemmFn<T> gemm,        \
-                                                     const T* params, const MlpData<T>& d,         \
-                                                     T* out) {                                     \
-        mlp_predict<T>(shape, gemm, params, d, out);                                               \
+#define GDS_MLP_ENTRIES(T)                                                                      \
+    GDS_SIMD_CLONES static int mlp_epoch_entry(MlpCpuRunner<T>& r, MlpStateView<T>& s,          \
+                                               double& objective) {                             \
+        return r.epoch(s, objective);                                                           \
+    }                                                                                           \
+    GDS_SIMD_CLONES static double mlp_gradient_entry(MlpCpuRunner<T>& r, const T* params,       \
+                                                     const RowIndex* rows, gds_int64 count,     \
+                                                     double scale, T* grad) {                   \
+        return r.gradient_body(params, rows, count, scale, grad);                               \
+    }                                                                                           \
+    GDS_SIMD_CLONES static double mlp_score_entry(MlpCpuRunner<T>& r, const T* params) {        \
+        return r.score_body(params);                                                            \
+    }                                                                                           \
+    GDS_SIMD_CLONES static double mlp_loss_grad_entry(const MlpShape& shape, GemmFn<T> gemm,   \
+                                                      const T* params, const MlpData<T>& d,    \
+                                                      double alpha, T* grad) {                  \
+        return mlp_loss_grad<T>(shape, gemm, params, d, alpha, grad);                           \
+    }                                                                                           \
+    GDS_SIMD_CLONES static void mlp_predict_entry(const MlpShape& shape, GemmFn<T> gemm,        \
+                                                  const T* params, const MlpData<T>& d,        \
+                                                  T* out) {                                     \
+        mlp_predict<T>(shape, gemm, params, d, out);                                            \
     }
+GDS_MLP_ENTRIES(double)
+GDS_MLP_ENTRIES(float)
+#undef GDS_MLP_ENTRIES
 
-GDS_MLP_ENTRY_POINTS(double, f64)
-GDS_MLP_ENTRY_POINTS(float, f32)
-#undef GDS_MLP_ENTRY_POINTS
+template <class T> int MlpCpuRunner<T>::run_epoch(MlpStateView<T>& s, double& objective) {
+    return mlp_epoch_entry(*this, s, objective);
+}
+
+template <class T> double MlpCpuRunner<T>::score(const T* params) {
+    return mlp_score_entry(*this, params);
+}
+
+template <class T>
+double MlpCpuRunner<T>::gradient(const T* params, const RowIndex* rows, gds_int64 count,
+                                 double scale, T* grad) {
+    return mlp_gradient_entry(*this, params, rows, count, scale, grad);
+}
 
 }  // namespace gds

@@ -1,51 +1,15 @@
-// gdsolve/schedules.h - learning-rate schedules as pure functions of the step, plus the two
+// gdsolve/math/schedules.h - learning-rate schedules as pure functions of the step, plus the two
 // loop-driven ones (sklearn `adaptive`, reduce-on-plateau) as small explicit state machines.
 // Callers: gdsolve.schedules (via _core.pyx), the training loops, GPU kernels. Formulas:
 // docs/schedules.md (PyTorch closed forms; scikit-learn's for optimal/invscaling/adaptive).
 #pragma once
-#include "config.h"
-#include "codes.h"
+#include "gdsolve/codes.h"
+#include "gdsolve/config.h"
+#include "gdsolve/structs.h"
 
 namespace gds {
 
-constexpr int kMaxMilestones = 32;
-
-struct ScheduleConfig {
-    int code;                 // gds::Schedule
-    double base_lr;           // lr / eta0: the starting (or constant) rate
-    // scikit-learn: optimal and invscaling
-    double alpha;             // regularisation strength (optimal)
-    double optimal_t0;        // optimal's t0 = 1 / (eta_init * alpha), from optimal_t0()
-    double power_t;           // invscaling exponent
-    // step / multistep / exponential / cyclic exp_range
-    double step_size;         // StepLR step_size (steps)
-    double gamma;
-    int n_milestones;
-    gds_int64 milestones[kMaxMilestones];  // MultiStepLR, increasing
-    // cosine / warm restarts
-    double T_max;
-    double eta_min;
-    double T_0;
-    double T_mult;
-    // one-cycle
-    double max_lr;
-    double total_steps;
-    double pct_start;
-    int anneal;               // gds::Anneal
-    double div_factor;
-    double final_div_factor;
-    int three_phase;
-    int cycle_momentum;
-    double base_momentum;
-    double max_momentum;
-    // cyclic (base_lr and max_lr above)
-    double step_size_up;
-    double step_size_down;
-    int mode;                 // gds::CyclicMode
-    // linear warm-up composed with any schedule (0 = none)
-    double warmup_steps;
-    double warmup_start_factor;
-};
+// ScheduleConfig, ReduceOnPlateauConfig / State and PlateauStop are defined in structs.h.
 
 // scikit-learn's heuristic t0 for `optimal`: eta_init = typw / max(1, dloss(-typw, 1)), with
 // typw = sqrt(1 / sqrt(alpha)); the caller passes dloss evaluated by the loss in use. The
@@ -193,12 +157,7 @@ GDS_HD inline double schedule_momentum(const ScheduleConfig& s, double step) {
 // scikit-learn's `adaptive` and the stopping rule shared by every schedule: after
 // n_iter_no_change epochs in a row without the objective improving by tol, `adaptive` divides the
 // rate by 5 (while it is above 1e-6); any other schedule (or adaptive at its floor) stops.
-struct PlateauStop {
-    double best;
-    int no_improvement;
-};
-
-// Returns 1 to keep going, 0 to stop. `lr_factor` is divided by 5 on an adaptive plateau.
+// `p` is that rule's state (best value so far, epochs without improvement). Returns 1 to keep going, 0 to stop. `lr_factor` is divided by 5 on an adaptive plateau.
 // `higher_is_better` is set for validation scores (early stopping), clear for training objectives.
 GDS_HD inline int plateau_stop_update(PlateauStop& p, double value, double tol, int n_iter_no_change,
                                       int higher_is_better, int adaptive, double current_lr,
@@ -218,25 +177,8 @@ GDS_HD inline int plateau_stop_update(PlateauStop& p, double value, double tol, 
     return 1;
 }
 
-// PyTorch's ReduceLROnPlateau (mode "min").
-struct ReduceOnPlateauConfig {
-    double factor;
-    int patience;
-    double threshold;
-    int threshold_mode_rel;  // 1: relative, 0: absolute
-    int cooldown;
-    double min_lr;
-    double eps;
-};
-
-struct ReduceOnPlateauState {
-    double best;          // +inf initially
-    int num_bad_epochs;
-    int cooldown_counter;
-    double lr;            // current learning rate
-};
-
-// Feed one metric value; returns 1 if the rate was reduced.
+// PyTorch's ReduceLROnPlateau (mode "min"): feed one metric value; returns 1 if the rate was
+// reduced.
 GDS_HD inline int reduce_on_plateau_step(const ReduceOnPlateauConfig& c, ReduceOnPlateauState& s,
                                          double metric) {
     const bool better = c.threshold_mode_rel ? metric < s.best * (1.0 - c.threshold)

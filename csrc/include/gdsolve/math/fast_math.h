@@ -1,4 +1,4 @@
-// gdsolve/fast_math.h - exp and log1p on restricted ranges written as plain arithmetic, for one
+// gdsolve/math/fast_math.h - exp and log1p on restricted ranges written as plain arithmetic, for one
 // value or a whole 32-byte vector of them (a libm call keeps a loop scalar). Host only (memcpy
 // bit casts, GCC vectors); used by the batch losses of mlp_loop.h and linear_loop.h, and tested
 // against NumPy through gdsolve/_core.pyx.
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "config.h"
+#include "gdsolve/config.h"
 
 namespace gds {
 

@@ -1,9 +1,9 @@
-// gdsolve/activations.h - hidden-layer activations and their derivatives, written in terms of the
+// gdsolve/math/activations.h - hidden-layer activations and their derivatives, written in terms of the
 // activation's output a = f(z) (as scikit-learn's MLP does). Callers: the MLP loop, GPU kernels,
 // _core.pyx (tests).
 #pragma once
-#include "config.h"
-#include "codes.h"
+#include "gdsolve/codes.h"
+#include "gdsolve/config.h"
 
 namespace gds {
 

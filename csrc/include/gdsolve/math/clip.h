@@ -1,9 +1,9 @@
-// gdsolve/clip.h - gradient clipping as PyTorch defines it: clamp each element to [-v, v], or
+// gdsolve/math/clip.h - gradient clipping as PyTorch defines it: clamp each element to [-v, v], or
 // scale the whole gradient by min(1, max_norm / (||g||_2 + 1e-6)). Callers: training loops,
 // gdsolve.optim.clip_grad_* (via _core.pyx), GPU kernels.
 #pragma once
-#include "config.h"
-#include "codes.h"
+#include "gdsolve/codes.h"
+#include "gdsolve/config.h"
 
 namespace gds {
 

@@ -1,5 +1,6 @@
-// gdsolve/worker_team.h - a fixed team of helper threads that the CPU training loops
-// (linear_loop.h) hand one job at a time, e.g. half of each mini-batch. Host only, not for NVRTC.
+// gdsolve/cpu/worker_team.h - a fixed team of helper threads that the CPU executors hand one job
+// at a time, e.g. half of each mini-batch, and the one way a job gets its per-type entry point
+// compiled for the vector ISA (GDS_CLONED_TEAM_JOB). Host only, not for NVRTC.
 // A mini-batch step lasts tens of microseconds, far less than waking a sleeping thread costs, so
 // idle workers spin briefly on an atomic generation counter before they start yielding the core.
 #pragma once
@@ -8,6 +9,8 @@
 #include <system_error>
 #include <thread>
 #include <vector>
+
+#include "gdsolve/config.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -22,8 +25,20 @@ constexpr int kMaxTeamSize = 8;  // the estimators pass at most 8 threads
 
 // Job run by every member: job(context, member), member 0 being the calling thread. The
 // function must be a plain function compiled for the vector ISA it needs (a thread body does
-// not inherit the caller's target_clones choice).
+// not inherit the caller's target_clones choice): see GDS_CLONED_TEAM_JOB.
 typedef void (*TeamJob)(void* context, int member);
+
+// target_clones must sit on non-template functions: GDS_CLONED_TEAM_JOB(NAME, FN, JOB) declares
+// NAME(JOB*, int member), calling FN(*job, member), compiled for AVX2+FMA and baseline; declare
+// it once per JOB type (NAME then has one overload each; JOB last, as it may hold commas).
+// team_job<JOB, NAME> is the TeamJob a WorkerTeam runs; a caller without a team calls
+// NAME(&job, member) directly.
+#define GDS_CLONED_TEAM_JOB(NAME, FN, ...) \
+    GDS_SIMD_CLONES static void NAME(__VA_ARGS__* job, int member) { FN(*job, member); }
+
+template <class Job, void (*Fn)(Job*, int)> inline void team_job(void* job, int member) {
+    Fn(static_cast<Job*>(job), member);
+}
 
 // Work the caller may do while it waits for the others, a small slice per call; returns false
 // once there is nothing left to do.

@@ -1,0 +1,93 @@
+"""NumPy mirrors of the C++ structs in csrc/include/gdsolve/structs.h (configs, the fit state's
+scalars, an optimizer step's constants), built from the layout table the compiled core exports:
+the field lists are written once, in that header, and nothing here spells them out again.
+
+`record(name, values)` gives a one-element structured array holding the struct: the header's
+defaults, overridden by `values` (a dict such as Optimizer.to_config()); the bindings copy it into
+the C++ struct (or read and write the FitScalars record in place), and the GPU path passes it to
+kernels by value. Callers: gdsolve.optim, gdsolve.schedules, gdsolve.engine, the estimators,
+gdsolve.gpu.
+"""
+
+import functools
+
+import numpy as np
+
+from gdsolve import _core
+
+__all__ = ["dtype", "record", "defaults", "fields", "as_dict", "STRUCT_NAMES"]
+
+
+@functools.cache
+def _layouts():
+    return {name: (size, table) for name, size, table in _core.struct_layouts()}
+
+
+STRUCT_NAMES = tuple(_layouts())
+
+
+def _layout(name):
+    try:
+        return _layouts()[name]
+    except KeyError:
+        raise ValueError(f"unknown struct {name!r}; expected one of {STRUCT_NAMES}") from None
+
+
+@functools.cache
+def dtype(name):
+    """The NumPy dtype with the C++ struct's exact field offsets and size."""
+    size, table = _layout(name)
+    names, formats, offsets = [], [], []
+    for field, kind, count, offset, _ in table:
+        names.append(field)
+        formats.append((np.dtype(kind), (count,)) if count > 1 else np.dtype(kind))
+        offsets.append(offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+def fields(name):
+    """Field names of the struct, in declaration order."""
+    return tuple(f[0] for f in _layout(name)[1])
+
+
+@functools.cache
+def defaults(name):
+    """{field: default} from the header (array fields are zeros)."""
+    return {f: (0 if count > 1 else default) for f, _, count, _, default in _layout(name)[1]}
+
+
+def record(name, values=None):
+    """One-element structured array of struct `name`: defaults, then `values` (unknown keys are
+    an error; booleans become 0/1; an array field takes a sequence, zero-padded, and sets its
+    count field n_<name> unless `values` gives that too)."""
+    rec = np.zeros(1, dtype=dtype(name))
+    known = defaults(name)
+    for field, default in known.items():
+        if np.ndim(rec[field][0]) == 0:
+            rec[field] = default
+    for key, value in (values or {}).items():
+        if key not in known:
+            raise ValueError(f"{name} has no field {key!r}; its fields are {tuple(known)}")
+        target = rec[key]
+        if target.ndim > 1:  # array field
+            seq = np.asarray(value, dtype=target.dtype).ravel()
+            if seq.shape[0] > target.shape[1]:
+                raise ValueError(f"{name}: at most {target.shape[1]} {key} are supported, got "
+                                 f"{seq.shape[0]}")
+            rec[key][0, : seq.shape[0]] = seq
+            rec[key][0, seq.shape[0]:] = 0
+            if f"n_{key}" in known and f"n_{key}" not in values:
+                rec[f"n_{key}"] = seq.shape[0]
+        else:
+            rec[key] = int(bool(value)) if isinstance(value, (bool, np.bool_)) else value
+    return rec
+
+
+def as_dict(rec):
+    """The record's fields as plain Python values (arrays as lists)."""
+    row = rec.reshape(-1)[0]
+    out = {}
+    for field in rec.dtype.names:
+        value = row[field]
+        out[field] = value.tolist() if np.ndim(value) else value.item()
+    return out

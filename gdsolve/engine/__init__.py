@@ -1,0 +1,8 @@
+"""gdsolve's training engine: the FitState a fit carries, the one epoch driver, and the records
+of the config structs. The executors live with their backends (gdsolve._cpu_linear,
+gdsolve._cpu_mlp, gdsolve.gpu, gdsolve.distributed). docs/architecture.md traces a fit."""
+
+from gdsolve.engine.driver import FitReport, FitRules, run
+from gdsolve.engine.state import FitState
+
+__all__ = ["FitReport", "FitRules", "FitState", "run"]

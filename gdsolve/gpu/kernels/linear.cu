@@ -1,0 +1,43 @@
+// gdsolve/gpu/kernels/linear.cu - the linear model on the device, all of it model/linear.h's:
+// the row rule applied to the outputs Z = X W' + b that cuBLAS computed (loss and the rows'
+// gradient factors R, from which cuBLAS forms R' X), and the optimizer step (one thread for
+// the step's constants, one thread per parameter). Used by gdsolve.gpu (the GPU executor).
+#include "prelude.cuh"
+#include "gdsolve/model/linear.h"
+
+// Row i of Z (n x K): loss[i] = s_i * loss of the row, and the row overwritten with
+// s_i * clamp(d loss / d z_k) (sample weights may be null: ones).
+template <class T>
+__global__ void linear_row_loss_kernel(gds::LinearConfig m, T* Z, const T* y, const T* sw,
+                                       double* loss, long long n) {
+    const int K = m.n_outputs;
+    const T param = (T)m.loss_param;
+    GDS_GRID_STRIDE_LOOP(i, n) {
+        T* z = Z + i * K;
+        const T value = gds::linear_row_loss<T>(m.loss, param, z, K, y[i]);
+        const T w = sw ? sw[i] : T(1);
+        for (int k = 0; k < K; ++k) z[k] = w * gds::clamp_dloss(z[k]);
+        loss[i] = (double)w * (double)value;
+    }
+}
+
+// One thread: the step's constants from the FitScalars (advanced) and ||g||^2 of the mean
+// gradient (for Clip::NORM; computed on the device beforehand).
+__global__ void linear_step_begin_kernel(gds::LinearConfig m, gds::OptimizerConfig o,
+                                         gds::ScheduleConfig s, gds::FitScalars* scalars,
+                                         long long count, const double* grad_sqnorm,
+                                         gds::LinearStepPlan* plan) {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        *plan = gds::linear_step_begin(m, o, s, *scalars, count, *grad_sqnorm);
+}
+
+// One parameter per thread (n = K*d + K); A may be null unless the model averages.
+template <class T, class G>
+__global__ void linear_step_kernel(gds::LinearConfig m, gds::OptimizerConfig o,
+                                   const gds::LinearStepPlan* plan, long long d, T* P,
+                                   const G* grad, T* s0, T* s1, T* s2, T* A, long long n) {
+    const gds::LinearStepPlan p = *plan;
+    GDS_GRID_STRIDE_LOOP(j, n) {
+        gds::linear_step_element<T, G>(m, o, p, j, d, P, grad, s0, s1, s2, A);
+    }
+}
