@@ -182,7 +182,7 @@ def test_missing_estimators_and_torch_degrade_with_notes(monkeypatch, tmp_path):
             return None
         return real_optional(module)
 
-    monkeypatch.setattr(bench, "_optional", without)
+    monkeypatch.setattr(bench.env, "_optional", without)
     code = bench.main(["--suite", "linear", "--quick", "--no-datasets", "--no-plots",
                        "--quiet", "--n-samples", "400", "--out", str(tmp_path)])
     assert code == 0
@@ -198,7 +198,7 @@ def test_missing_estimators_and_torch_degrade_with_notes(monkeypatch, tmp_path):
 def test_busy_machine_runs_single_threaded_and_says_so(monkeypatch, tmp_path):
     import os as _os
 
-    monkeypatch.setattr(bench, "_load_average", lambda: 10.0 * (_os.cpu_count() or 1))
+    monkeypatch.setattr(bench.env, "_load_average", lambda: 10.0 * (_os.cpu_count() or 1))
     before = _os.sched_getaffinity(0) if hasattr(_os, "sched_getaffinity") else None
     code = bench.main(["--size", "quick", "--suite", "closed-form", "--no-plots", "--quiet",
                        "--no-torch", "--out", str(tmp_path)])
