@@ -153,6 +153,8 @@ def best_constant(loss, y, sample_weight=None, *, n_outputs=1, epsilon=0.1):
     y, s = y[keep], s[keep]
     if y.size == 0:
         return np.zeros(1)
+    order = np.argsort(y, kind="stable")  # sorted once: the breakpoints below are two sorted runs,
+    y, s = y[order], s[order]  # which the stable sort merges in linear time
     if loss == Loss.EPSILON_INSENSITIVE:
         points = np.concatenate([y - epsilon, y + epsilon])
         return np.array([_weighted_median(points, np.concatenate([s, s]))])
@@ -210,7 +212,8 @@ def _weighted_median(x, w):
 
 
 def _huber_location(y, s, eps):
-    """Root of g(b) = sum_i s_i clip(b - y_i, -eps, eps) (s_i > 0, eps > 0); midpoint if a stretch.
+    """Root of g(b) = sum_i s_i clip(b - y_i, -eps, eps) (y sorted, s_i > 0, eps > 0); midpoint if
+    the roots form a stretch.
 
     g is continuous, piecewise linear and non-decreasing, with breakpoints y_i -+ eps. On a piece
     between two consecutive breakpoints each sample is in the quadratic part M (slope s_i), above
@@ -220,16 +223,19 @@ def _huber_location(y, s, eps):
     breakpoints, evaluating g directly (O(n) each, O(n log n) in all, no running sums whose
     round-off grows with |y|).
     """
+    n = y.size
     total = s.sum()
-    order = np.argsort(y, kind="stable")
-    ys, ss = y[order], s[order]
-    lo, up = ys - eps, ys + eps  # both sorted
-    u = np.unique(np.concatenate([lo, up]))  # distinct breakpoints; pieces (u[j], u[j + 1])
+    lo, up = y - eps, y + eps  # both sorted
+    t = np.concatenate([lo, up])
+    order = np.argsort(t, kind="stable")  # merges the two runs
+    ts = t[order]
+    last = np.flatnonzero(np.append(ts[1:] != ts[:-1], True))  # last of each distinct value
+    u = ts[last]  # distinct breakpoints; pieces (u[j], u[j + 1])
     if u.size == 1:  # every y_i -+ eps rounds to one number (|y| > 2**52 eps)
         return float(u[0])
-    cum = np.concatenate([[0.0], np.cumsum(ss)])
-    n_lo = np.searchsorted(lo, u[:-1], side="right")  # samples with lo <= u[j]: in M or L
-    n_up = np.searchsorted(up, u[:-1], side="right")  # samples with up <= u[j]: in L
+    cum = np.concatenate([[0.0], np.cumsum(s)])
+    n_lo = np.cumsum(order < n)[last[:-1]]  # samples with lo <= u[j]: in M or L on piece j
+    n_up = last[:-1] + 1 - n_lo  # samples with up <= u[j]: in L
     w_left = cum[n_up]
     w_right = total - cum[n_lo]
     flat = np.flatnonzero((n_lo == n_up)
@@ -238,17 +244,17 @@ def _huber_location(y, s, eps):
         return 0.5 * (u[flat[0]] + u[flat[-1] + 1])
 
     def g(b):
-        return float(ss @ np.clip(b - ys, -eps, eps))
+        return float(s @ np.clip(b - y, -eps, eps))
 
     def solve(j):  # root of the linear function that g is on piece j (unclipped)
         a, b = u[j], u[j + 1]
         in_m = (lo <= a) & (up >= b)
-        w_m = ss[in_m].sum()
-        w_l = ss[up <= a].sum()
-        w_r = ss[lo >= b].sum()
+        w_m = s[in_m].sum()
+        w_l = s[up <= a].sum()
+        w_r = s[lo >= b].sum()
         if w_m == 0.0:  # g is constant on the piece: the sign change is at one of its ends
             return b if w_l < w_r else a
-        return (ss[in_m] @ ys[in_m]) / w_m + eps * (w_r - w_l) / w_m
+        return (s[in_m] @ y[in_m]) / w_m + eps * (w_r - w_l) / w_m
 
     # first breakpoint with g >= 0; g(u[0]) = -eps W < 0 < eps W = g(u[-1])
     i_neg, i_pos = 0, u.size - 1
