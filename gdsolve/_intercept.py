@@ -1,7 +1,8 @@
 """Exact optimum of the intercept-only model for each loss of csrc/include/gdsolve/losses.h.
 
-``best_constant`` gives the intercept the estimators (linear models and MLPs) can start gradient
-descent from instead of 0; tests/test_intercept_start.py checks it against independent solvers.
+``best_constant`` gives the intercept that gradient descent can start from instead of 0. Callers:
+the estimators' intercept initialisation (linear models, MLP output layer; not wired in yet) and
+tests/test_intercept_start.py, which checks it against independent solvers.
 """
 
 from numbers import Integral, Real
