@@ -49,3 +49,12 @@ def test_ci_tests_the_installed_package_not_the_source_tree():
 def test_wheel_has_no_generated_sources():
     leaked = [f for f in os.listdir(PACKAGE_DIR) if f.endswith((".cpp", ".pyx", ".pxi"))]
     assert not leaked, f"generated or source files shipped in the wheel: {leaked}"
+
+
+def test_package_ships_the_cuda_host_shim():
+    # gdsolve.gpu.host_emulation force-includes it to run the CUDA kernels on the CPU
+    from gdsolve.gpu import host_emulation
+
+    assert host_emulation.SHIM_PATH == os.path.join(PACKAGE_DIR, "gpu", "cuda_host_shim.h")
+    with open(host_emulation.SHIM_PATH) as f:
+        assert "#pragma GCC poison __shared__" in f.read()

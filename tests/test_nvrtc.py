@@ -241,8 +241,9 @@ def test_struct_mirror_layout_matches_the_device_layout():
 
 
 def test_config_records_are_one_element_arrays_cupy_passes_by_value():
-    # CuPy passes a size-one numpy.ndarray to a kernel by value (its raw bytes); larger arrays or
-    # numpy scalars are rejected, so the records must stay exactly one element.
+    # CuPy passes a size-one numpy.ndarray to a kernel by value (its raw bytes) and rejects larger
+    # ones (cupy/cuda/function.pyx _pointer). The structured scalar record[0] is accepted by
+    # CuPy 14 but not by CuPy 13, so the records stay one-element arrays.
     opt = backend.optimizer_config_record({"code": 3, "lr": 0.1})
     sched = backend.schedule_config_record({"code": 0, "base_lr": 0.1})
     for record, dtype in ((opt, backend.OPTIMIZER_CONFIG_DTYPE),

@@ -119,20 +119,27 @@ class GpuModule:
         )
 
 
-def compile_module(name, dtype):
-    """Compile (once per process; CuPy also caches on disk) one kernel module for float32/64."""
+def compile_module(name, dtype, module_factory=None):
+    """Compile (once per process; CuPy also caches on disk) one kernel module for float32/64.
+
+    module_factory replaces cupy.RawModule (same arguments), e.g.
+    gdsolve.gpu.host_emulation.HostModule to run the kernels on the CPU; no device is needed then.
+    """
     kernels.module_kernels(name)  # ValueError on an unknown module, before any work
     dtype_name = _ctype(dtype)
-    require_cuda()
-    return _compile_module_cached(name, dtype_name)
+    if module_factory is None:
+        require_cuda()
+    return _compile_module_cached(name, dtype_name, module_factory)
 
 
 @functools.lru_cache(maxsize=None)
-def _compile_module_cached(name, dtype_name):
-    import cupy
+def _compile_module_cached(name, dtype_name, module_factory=None):
+    if module_factory is None:
+        import cupy
 
+        module_factory = cupy.RawModule
     ctype = kernels.CTYPES[dtype_name]
-    raw = cupy.RawModule(
+    raw = module_factory(
         code=kernels.module_source(name),
         options=kernels.compile_options(),
         name_expressions=kernels.name_expressions(name, (ctype,)),
@@ -155,9 +162,13 @@ class GpuOptimizer:
     The state slots, the step counter and NAdam's mu product stay on the device; each step launches
     optimizer_begin_step_kernel (one thread) then optimizer_update_kernel (one thread per element),
     with no host synchronisation. `config` is a gdsolve.optim.Optimizer or its to_config().
+
+    xp and module_factory (keyword-only, both or neither) swap CuPy for another array module and
+    kernel compiler: xp=numpy with gdsolve.gpu.host_emulation.HostModule runs the same kernels on
+    NumPy arrays on the CPU (tests/test_gpu_emulation.py).
     """
 
-    def __init__(self, config, n_params, dtype=np.float32):
+    def __init__(self, config, n_params, dtype=np.float32, *, xp=None, module_factory=None):
         if hasattr(config, "to_config"):  # a gdsolve.optim.Optimizer
             config = config.to_config()
         self._config = optimizer_config_record(config)
@@ -167,17 +178,21 @@ class GpuOptimizer:
         if n_params < 0:
             raise ValueError(f"n_params must be >= 0, got {n_params}")
         self.n_params = int(n_params)
-        require_cuda()
-        import cupy
+        if (xp is None) != (module_factory is None):
+            raise ValueError("xp and module_factory go together: give both or neither")
+        if xp is None:
+            require_cuda()
+            import cupy as xp
+        self._xp = xp
 
         from gdsolve import _core
 
-        self._module = compile_module("optimizer", self.dtype)
+        self._module = compile_module("optimizer", self.dtype, module_factory)
         self._begin = self._module.kernel("optimizer_begin_step_kernel")
         self._update = self._module.kernel("optimizer_update_kernel")
         self.n_slots = _core.state_slots(dict(config))
         self.slots = [
-            cupy.zeros(self.n_params, dtype=self.dtype) if k < self.n_slots else None
+            xp.zeros(self.n_params, dtype=self.dtype) if k < self.n_slots else None
             for k in range(3)
         ]
         if self._config["code"][0] == _codes.Optimizer.ADAGRAD:
@@ -186,14 +201,14 @@ class GpuOptimizer:
         scalars = np.zeros(1, dtype=OPTIMIZER_SCALARS_DTYPE)
         scalars["mu_product"] = 1.0
         # Raw bytes on the device; the kernels see gds::OptimizerScalars / gds::OptimizerStep.
-        self._scalars = cupy.asarray(scalars.view(np.uint8))
-        self._step = cupy.zeros(OPTIMIZER_STEP_DTYPE.itemsize, dtype=np.uint8)
+        self._scalars = xp.asarray(scalars.view(np.uint8))
+        self._step = xp.zeros(OPTIMIZER_STEP_DTYPE.itemsize, dtype=np.uint8)
 
     def _check_array(self, a, what):
-        import cupy
-
-        if not isinstance(a, cupy.ndarray):
-            raise ValueError(f"{what} must be a cupy.ndarray, got {type(a).__name__}")
+        if not isinstance(a, self._xp.ndarray):
+            raise ValueError(
+                f"{what} must be a {self._xp.__name__}.ndarray, got {type(a).__name__}"
+            )
         if a.dtype != self.dtype:
             raise ValueError(f"{what} has dtype {a.dtype}, this optimizer runs {self.dtype}")
         if a.size != self.n_params:
@@ -225,9 +240,10 @@ class GpuOptimizer:
 
     def state(self):
         """Host copy of the state: step, mu_product and the used slots s0..s2 (NumPy arrays)."""
-        scalars = self._scalars.get().view(OPTIMIZER_SCALARS_DTYPE)[0]
+        to_host = getattr(self._xp, "asnumpy", np.array)  # cupy.asnumpy; a copy under NumPy
+        scalars = to_host(self._scalars).view(OPTIMIZER_SCALARS_DTYPE)[0]
         out = {"step": int(scalars["step"]), "mu_product": float(scalars["mu_product"])}
         for k, slot in enumerate(self.slots):
             if slot is not None:
-                out[f"s{k}"] = slot.get()
+                out[f"s{k}"] = to_host(slot)
         return out
