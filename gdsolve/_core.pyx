@@ -278,6 +278,12 @@ def shuffle_order(uint32_t[::1] order, scalars):
 
 # ---- the linear model's step (model/linear.h), for executors written in Python ----
 
+def linear_step_plan_size():
+    """Bytes of a gds::LinearStepPlan (the GPU keeps one on the device between its two step
+    kernels)."""
+    return sizeof(LinearStepPlan)
+
+
 def linear_step(model, optimizer, schedule, scalars, floating[::1] params,
                 const double[::1] grad, long count, floating[::1] slot0, floating[::1] slot1,
                 floating[::1] slot2, avg_params=None):

@@ -15,7 +15,7 @@ import pytest
 from test_gpu_backend import GPU_OPTIMIZERS, PARTIAL_SCHEDULES
 
 import gdsolve
-from gdsolve import _codes, _core, optim
+from gdsolve import _codes, _core, _structs, optim
 from gdsolve.gpu import backend, host_emulation, kernels
 from gdsolve.gpu.backend import GpuOptimizer, compile_module
 from gdsolve.gpu.host_emulation import (
@@ -285,8 +285,9 @@ def test_defines_reach_the_host_compile():
 
 
 def test_core_headers_take_the_host_path_under_the_shim():
-    headers = ("config.h", "codes.h", "losses.h", "activations.h", "penalties.h", "clip.h",
-               "optimizers.h", "schedules.h")
+    headers = ("config.h", "codes.h", "structs.h", "math/losses.h", "math/activations.h",
+               "math/penalties.h", "math/clip.h", "math/optimizers.h", "math/schedules.h",
+               "model/linear.h", "model/mlp.h", "driver/epoch_rules.h")
     names = set()
     for header in headers:
         text = (Path(gdsolve.get_include()) / "gdsolve" / header).read_text()
@@ -450,7 +451,7 @@ def test_emulated_schedule_matches_cpu(config):
 @pytest.mark.parametrize(
     "loss, param", [(_codes.Loss.SQUARED, 0.0), (_codes.Loss.HUBER, 0.5), (_codes.Loss.LOG, 0.0)]
 )
-def test_emulated_linear_gradient_matches_cpu(loss, param, weighted, dtype):
+def test_emulated_linear_row_loss_matches_cpu(loss, param, weighted, dtype):
     dtype = FLOATS[dtype]
     rng = np.random.default_rng(5)
     n, d = 301, 7
@@ -458,35 +459,63 @@ def test_emulated_linear_gradient_matches_cpu(loss, param, weighted, dtype):
     y = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype)
     sw = rng.uniform(0.5, 2.0, n).astype(dtype) if weighted else np.ones(n, dtype)
     w = rng.standard_normal(d).astype(dtype)
-    b = 0.3
-    # the kernel's own summation order: p = b + sum_j x_ij w_j, in T
-    p = np.full(n, dtype(b))
-    for j in range(d):
-        p = p + X[:, j] * w[j]
+    p = (X @ w + dtype(0.3)).astype(dtype)  # the outputs, as cuBLAS would give them
     value, deriv = _core.losses(int(loss), p, y, param)
 
     module = compile_module("linear", dtype, module_factory=HostModule)
-    r, loss_out = np.empty(n, dtype), np.empty(n, dtype)
+    model = _structs.record("LinearConfig", {"loss": int(loss), "loss_param": param})
+    Z, loss_out = p.reshape(n, 1).copy(), np.empty(n)
     grid, block = backend.launch_shape(n)
-    module.kernel("linear_gradient_kernel")(
-        grid, block,
-        (X, y, sw if weighted else None, w, b, int(loss), param, r, loss_out, n, d),
-    )
-    np.testing.assert_array_equal(r, sw * deriv)
-    np.testing.assert_array_equal(loss_out, sw * value)
-    r_only = np.empty(n, dtype)
-    module.kernel("linear_gradient_kernel")(
-        grid, block, (X, y, None, w, b, int(loss), param, r_only, None, n, d),
-    )
-    np.testing.assert_array_equal(r_only, deriv)
+    module.kernel("linear_row_loss_kernel")(
+        grid, block, (model, Z, y, sw if weighted else None, loss_out, n))
+    np.testing.assert_array_equal(Z.ravel(), sw * deriv)
+    np.testing.assert_array_equal(loss_out, sw.astype(np.float64) * value.astype(np.float64))
 
-    grad = np.empty(d, dtype)
-    expected = np.zeros(d, dtype)
-    for i in range(n):
-        expected = expected + r[i] * X[i]
-    grid, block = backend.launch_shape(d)
-    module.kernel("column_reduce_kernel")(grid, block, (X, r, grad, 1.0 / n, n, d))
-    np.testing.assert_array_equal(grad, dtype(1.0 / n) * expected)
+
+STEP_CASES = [
+    ("sgd", {"penalty": 1, "alpha": 0.1}),
+    ("momentum", {"penalty": 2, "alpha": 0.05}),
+    ("adam", {"penalty": 3, "alpha": 0.05, "l1_ratio": 0.4, "clip": 2, "clip_limit": 0.1}),
+    ("rmsprop", {"penalty": 2, "alpha": 0.05, "clip": 1, "clip_limit": 0.2}),
+    ("nadam", {"penalty": 1, "alpha": 0.1, "average_start": 1}),
+    ("lion", {"penalty": 2, "alpha": 0.01, "fit_intercept": 0}),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name, model_fields", STEP_CASES, ids=[c[0] for c in STEP_CASES])
+def test_emulated_linear_step_matches_cpu(name, model_fields, dtype):
+    # model/linear.h's step: the GPU kernels (one thread for the constants, one per element)
+    # against the CPU's _core.linear_step, several steps of a K = 2, d = 5 model
+    dtype = FLOATS[dtype]
+    rng = np.random.default_rng(8)
+    K, d, count = 2, 5, 17
+    n = K * d + K
+    model = _structs.record("LinearConfig", {"n_outputs": K, **model_fields})
+    opt = _structs.record("OptimizerConfig", optim.make_optimizer(name).to_config())
+    sched = _structs.record("ScheduleConfig", {"code": int(_codes.Schedule.COSINE),
+                                               "base_lr": 0.05, "T_max": 20})
+    cpu = [rng.standard_normal(n).astype(dtype)] + [np.zeros(n, dtype) for _ in range(4)]
+    gpu = [a.copy() for a in cpu]
+    sc_cpu, sc_gpu = _structs.record("FitScalars"), _structs.record("FitScalars")
+    module = compile_module("linear", dtype, module_factory=HostModule)
+    plan = np.zeros(_core.linear_step_plan_size(), np.uint8)
+    grid, block = backend.launch_shape(n)
+    n_params = K * d + (K if model["fit_intercept"][0] else 0)
+    for _ in range(6):
+        grad = rng.standard_normal(n) * 3.0
+        _core.linear_step(model, opt, sched, sc_cpu, cpu[0], grad, count, *cpu[1:4],
+                          avg_params=cpu[4])
+        mean = (grad[:n_params] / count).astype(dtype).astype(np.float64)
+        sq = np.array([float(mean @ mean)])
+        module.kernel("linear_step_begin_kernel")(
+            (1,), (1,), (model, opt, sched, sc_gpu, count, sq, plan))
+        module.kernel("linear_step_kernel")(
+            grid, block, (model, opt, plan, d, gpu[0], grad.astype(dtype), *gpu[1:4], gpu[4], n))
+    for a, b in zip(gpu, cpu, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-13,
+                                   atol=1e-7 if dtype == np.float32 else 1e-15)
+    np.testing.assert_array_equal(sc_gpu, sc_cpu)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -521,23 +550,6 @@ def test_emulated_activation_matches_cpu(code, dtype):
     delta = np.ones(z.size, dtype)
     module.kernel("activation_backward_kernel")(grid, block, (int(code), a, delta, a.size))
     np.testing.assert_array_equal(delta, deriv)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("code", list(_codes.Penalty), ids=lambda c: c.name)
-def test_emulated_penalty_prox_matches_cpu(code, dtype):
-    dtype = FLOATS[dtype]
-    rng = np.random.default_rng(8)
-    w = rng.standard_normal(300).astype(dtype)
-    alpha, l1_ratio, lr = 0.3, 0.4, 0.5
-    _, l1, _ = _core.penalty(int(code), alpha, l1_ratio, w)
-    expected = w.copy()
-    if l1 != 0.0:
-        _core.l1_soft_threshold(expected, lr * l1)
-    module = compile_module("penalty", dtype, module_factory=HostModule)
-    grid, block = backend.launch_shape(w.size)
-    module.kernel("penalty_prox_kernel")(grid, block, (int(code), alpha, l1_ratio, lr, w, w.size))
-    np.testing.assert_array_equal(w, expected)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -1,7 +1,7 @@
 // Kernels of tests/test_gpu_emulation.py: the same text is compiled by the host emulation
 // (g++ under gdsolve/gpu/cuda_host_shim.h) and by NVRTC. Scalars are long long / double, config
 // structs by value, arrays as pointers (gdsolve.gpu.kernels' convention).
-#include "gdsolve/optimizers.h"
+#include "gdsolve/math/optimizers.h"
 
 #define GRID_STRIDE_LOOP(i, n)                                                            \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);         \
