@@ -62,6 +62,29 @@ cdef extern from "gdsolve/driver/shuffle.h" namespace "gds":
 cdef extern from "gdsolve/cpu/interrupt.h" namespace "gds":
     ctypedef int (*InterruptCallback)(void* context) noexcept nogil
 
+cdef extern from "gdsolve/cpu/fit_setup.h" namespace "gds":
+    cdef cppclass StateView[T]:
+        T* params
+        T* slot0
+        T* slot1
+        T* slot2
+        T* avg_params
+        T* l1_q
+        RowIndex* order
+        gds_int64 n_order
+        FitScalars* scalars
+    cdef cppclass EpochRunner[T]:
+        int run_epoch(StateView[T]& s, double& objective) nogil
+        double score(const StateView[T]& s) nogil
+    cdef struct FitSetup:
+        OptimizerConfig optimizer
+        ScheduleConfig schedule
+        DriverConfig driver
+        CpuConfig cpu
+        InterruptCallback interrupt
+        void* interrupt_context
+        double interrupt_interval
+
 
 cdef inline void* struct_ptr(object rec, str name, size_t size, bint writeable=False) except NULL:
     """The bytes of a gdsolve._structs.record(name, ...) as a pointer to the C++ struct (of
@@ -79,6 +102,101 @@ cdef inline void* struct_ptr(object rec, str name, size_t size, bint writeable=F
         raise ValueError(f"the {name} record must be contiguous" +
                          (" and writeable" if writeable else ""))
     return cnp.PyArray_DATA(<cnp.ndarray>rec)
+
+
+ctypedef fused state_float:
+    float
+    double
+
+
+cdef inline object check_vector(object a, object dtype, Py_ssize_t n, str what,
+                                bint optional=False):
+    """`a` as a contiguous 1-d array of `dtype` with n elements (n < 0: any), or ValueError
+    naming `what`."""
+    import numpy as np
+
+    if a is None:
+        if optional:
+            return None
+        raise ValueError(f"{what} is required")
+    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != 1:
+        raise ValueError(f"{what} must be a 1-d {np.dtype(dtype).name} array")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{what} must be contiguous")
+    if n >= 0 and a.shape[0] != n:
+        raise ValueError(f"{what} has {a.shape[0]} elements, expected {n}")
+    return a
+
+
+cdef inline state_float* _data(object a, state_float sample) except? NULL:
+    cdef state_float[::1] view
+    if a is None or a.shape[0] == 0:
+        return NULL
+    view = a
+    return &view[0]
+
+
+cdef inline object fill_state_view(StateView[state_float]& v, object state, object dtype,
+                                   Py_ssize_t n_params, Py_ssize_t n_order, Py_ssize_t n_avg,
+                                   Py_ssize_t n_l1, state_float sample):
+    """Point the C++ view at a gdsolve.engine.FitState's arrays, checked: parameters and slots
+    of n_params elements, the order of n_order rows, the averaged parameters / L1 ledger when
+    n_avg / n_l1 > 0 (else null). Returns the order array."""
+    import numpy as np
+
+    for name in ("params", "slot0", "slot1", "slot2"):
+        check_vector(getattr(state, name), dtype, n_params, f"state.{name}")
+    if n_avg > 0:
+        check_vector(state.avg_params, dtype, n_avg, "state.avg_params")
+    if n_l1 > 0:
+        check_vector(state.l1_q, dtype, n_l1, "state.l1_q")
+    order = check_vector(state.order, np.uint32, n_order, "state.order")
+    cdef uint32_t[::1] ov = order
+    v.params = _data(state.params, sample)
+    v.slot0 = _data(state.slot0, sample)
+    v.slot1 = _data(state.slot1, sample)
+    v.slot2 = _data(state.slot2, sample)
+    v.avg_params = _data(state.avg_params, sample) if n_avg > 0 else NULL
+    v.l1_q = _data(state.l1_q, sample) if n_l1 > 0 else NULL
+    v.order = &ov[0] if n_order > 0 else NULL
+    v.n_order = n_order
+    v.scalars = <FitScalars*>struct_ptr(state.scalars, "FitScalars", sizeof(FitScalars), True)
+    return order
+
+
+cdef inline tuple runner_epoch(EpochRunner[state_float]* runner, StateView[state_float]& view):
+    """One epoch of a CPU executor with the GIL released: (gds::FitStatus, objective)."""
+    cdef double objective = 0.0
+    cdef int status
+    with nogil:
+        status = runner.run_epoch(view, objective)
+    return status, objective
+
+
+cdef inline double runner_score(EpochRunner[state_float]* runner,
+                                StateView[state_float]& view) except? -1.0:
+    """A CPU executor's validation score at the state's model, with the GIL released."""
+    cdef double value
+    with nogil:
+        value = runner.score(view)
+    return value
+
+
+cdef inline int fill_fit_setup(FitSetup& fit, object optimizer, object schedule, object driver,
+                               object cpu, double interrupt_interval) except -1:
+    """A CPU executor's FitSetup from the records, with the Ctrl-C poll below."""
+    fit.optimizer = (<OptimizerConfig*>struct_ptr(optimizer, "OptimizerConfig",
+                                                  sizeof(OptimizerConfig)))[0]
+    fit.schedule = (<ScheduleConfig*>struct_ptr(schedule, "ScheduleConfig",
+                                                sizeof(ScheduleConfig)))[0]
+    fit.driver = (<DriverConfig*>struct_ptr(driver, "DriverConfig", sizeof(DriverConfig)))[0]
+    fit.cpu = (<CpuConfig*>struct_ptr(cpu, "CpuConfig", sizeof(CpuConfig)))[0]
+    fit.interrupt = check_signals_for_loop
+    fit.interrupt_context = NULL
+    fit.interrupt_interval = interrupt_interval
+    if int(driver["max_iter"][0]) < 1:
+        raise ValueError("max_iter must be >= 1")
+    return 0
 
 
 cdef inline int check_signals_for_loop(void* context) noexcept nogil:

@@ -15,8 +15,8 @@ from libc.stdint cimport int32_t, uint32_t
 from libcpp.memory cimport unique_ptr
 
 from gdsolve._cdefs cimport (
-    CpuConfig, DriverConfig, FitScalars, InterruptCallback, LinearConfig, OptimizerConfig,
-    RowIndex, ScheduleConfig, check_signals_for_loop, gds_int64, struct_ptr,
+    EpochRunner, FitSetup, LinearConfig, RowIndex, StateView, check_vector, fill_fit_setup,
+    fill_state_view, gds_int64, runner_epoch, runner_score, struct_ptr,
 )
 
 cnp.import_array()
@@ -47,30 +47,11 @@ cdef extern from "gdsolve/cpu/linear_executor.h" namespace "gds":
         const gds_int64* val_rows
         gds_int64 n_val
 
-    cdef cppclass LinearStateView[T]:
-        T* params
-        T* avg_params
-        T* slot0
-        T* slot1
-        T* slot2
-        T* l1_q
-        RowIndex* order
-        gds_int64 n_order
-        FitScalars* scalars
-
     cdef struct LinearSetup:
         LinearConfig model
-        OptimizerConfig optimizer
-        ScheduleConfig schedule
-        DriverConfig driver
-        CpuConfig cpu
-        InterruptCallback interrupt
-        void* interrupt_context
-        double interrupt_interval
+        FitSetup fit
 
-    cdef cppclass LinearRunner[T]:
-        int run_epoch(LinearStateView[T]& s, double& objective) nogil
-        double score(const LinearStateView[T]& s) nogil
+    cdef cppclass LinearRunner[T](EpochRunner[T]):
         bint gradient(const T* params, const RowIndex* rows, gds_int64 count, double* grad,
                       double& loss_sum) nogil
         int per_sample
@@ -80,23 +61,9 @@ cdef extern from "gdsolve/cpu/linear_executor.h" namespace "gds":
                                           gds_int64 n_train) except +
 
 
-cdef object _vector(object a, object dtype, Py_ssize_t n, str what, bint optional=False):
-    if a is None:
-        if optional:
-            return None
-        raise ValueError(f"{what} is required")
-    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != 1:
-        raise ValueError(f"{what} must be a 1-d {np.dtype(dtype).name} array")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{what} must be contiguous")
-    if n >= 0 and a.shape[0] != n:
-        raise ValueError(f"{what} has {a.shape[0]} elements, expected {n}")
-    return a
-
-
 def check_rows(rows, Py_ssize_t n_rows, str what):
     """rows as an int64 vector of indices into 0..n_rows-1 (ValueError naming `what`)."""
-    rows = _vector(rows, np.int64, -1, what)
+    rows = check_vector(rows, np.int64, -1, what)
     if rows.shape[0] and (rows.min() < 0 or rows.max() >= n_rows):
         raise ValueError(f"{what} must index rows 0..{n_rows - 1}")
     return rows
@@ -112,9 +79,9 @@ def check_X(X):
         dtype = data_arr.dtype if isinstance(data_arr, np.ndarray) else None
         if dtype not in (np.float32, np.float64):
             raise ValueError("CSR data must be float32 or float64")
-        _vector(data_arr, dtype, -1, "CSR data")
-        _vector(indices, np.int32, data_arr.shape[0], "CSR indices")
-        _vector(indptr, np.int64, -1, "CSR indptr")
+        check_vector(data_arr, dtype, -1, "CSR data")
+        check_vector(indices, np.int32, data_arr.shape[0], "CSR indices")
+        check_vector(indptr, np.int64, -1, "CSR indptr")
         n_rows = indptr.shape[0] - 1
         n_cols = int(n_cols)
         if n_rows < 1 or indptr[0] != 0 or indptr[n_rows] != data_arr.shape[0]:
@@ -139,14 +106,6 @@ def check_X(X):
     return X, dtype, n_rows, n_cols
 
 
-cdef floating* _ptr(object a, floating sample) except? NULL:
-    cdef floating[::1] view
-    if a is None or a.shape[0] == 0:
-        return NULL
-    view = a
-    return &view[0]
-
-
 cdef class LinearExecutor:
     """The CPU executor of one linear fit: X (see check_X), targets y (class indices for the
     softmax loss), sample weights (or None), the number of training rows (the FitState's order
@@ -166,23 +125,15 @@ cdef class LinearExecutor:
                  Py_ssize_t n_train, val_rows=None, double interrupt_interval=0.1):
         cdef LinearSetup setup
         setup.model = (<LinearConfig*>struct_ptr(model, "LinearConfig", sizeof(LinearConfig)))[0]
-        setup.optimizer = (<OptimizerConfig*>struct_ptr(optimizer, "OptimizerConfig",
-                                                        sizeof(OptimizerConfig)))[0]
-        setup.schedule = (<ScheduleConfig*>struct_ptr(schedule, "ScheduleConfig",
-                                                      sizeof(ScheduleConfig)))[0]
-        setup.driver = (<DriverConfig*>struct_ptr(driver, "DriverConfig", sizeof(DriverConfig)))[0]
-        setup.cpu = (<CpuConfig*>struct_ptr(cpu, "CpuConfig", sizeof(CpuConfig)))[0]
-        setup.interrupt = check_signals_for_loop
-        setup.interrupt_context = NULL
-        setup.interrupt_interval = interrupt_interval
+        fill_fit_setup(setup.fit, optimizer, schedule, driver, cpu, interrupt_interval)
         X, dtype, n_rows, n_cols = check_X(X)
         K = int(model["n_outputs"][0])
         if K < 1:
             raise ValueError("n_outputs must be >= 1")
-        if int(driver["max_iter"][0]) < 1 or int(driver["patience"][0]) < 1:
-            raise ValueError("max_iter and n_iter_no_change must be >= 1")
-        y = _vector(y, dtype, n_rows, "y")
-        sample_weight = _vector(sample_weight, dtype, n_rows, "sample_weight", optional=True)
+        if int(driver["patience"][0]) < 1:
+            raise ValueError("n_iter_no_change must be >= 1")
+        y = check_vector(y, dtype, n_rows, "y")
+        sample_weight = check_vector(sample_weight, dtype, n_rows, "sample_weight", optional=True)
         if val_rows is not None:
             val_rows = check_rows(val_rows, n_rows, "val_rows")
         if n_train < 1 or n_train > n_rows:
@@ -262,74 +213,48 @@ cdef class LinearExecutor:
             return bool(self.r64.get().gathered)
         return bool(self.r32.get().gathered)
 
-    cdef int _view(self, LinearStateView[floating]& v, state, floating sample) except -1:
+    cdef int _view(self, StateView[floating]& v, state, floating sample) except -1:
         n_all = self.n_outputs * self.n_cols + self.n_outputs
-        dtype = self.dtype
-        for name in ("params", "slot0", "slot1", "slot2"):
-            _vector(getattr(state, name), dtype, n_all, f"state.{name}")
-        if self.averaging:
-            _vector(state.avg_params, dtype, n_all, "state.avg_params")
-        if self.l1_ledger:
-            _vector(state.l1_q, dtype, self.n_outputs * self.n_cols, "state.l1_q")
-        order = _vector(state.order, np.uint32, self.n_train, "state.order")
+        order = fill_state_view(v, state, self.dtype, n_all, self.n_train,
+                                n_all if self.averaging else 0,
+                                self.n_outputs * self.n_cols if self.l1_ledger else 0, sample)
         if order is not self._checked_order:  # executors shuffle it in place: check it once
             if order.shape[0] and order.max() >= self.n_rows:
                 raise ValueError(f"state.order (the train_rows) must index rows "
                                  f"0..{self.n_rows - 1}")
             self._checked_order = order
-        cdef uint32_t[::1] ov = order
-        v.params = _ptr(state.params, sample)
-        v.slot0 = _ptr(state.slot0, sample)
-        v.slot1 = _ptr(state.slot1, sample)
-        v.slot2 = _ptr(state.slot2, sample)
-        v.avg_params = _ptr(state.avg_params, sample) if self.averaging else NULL
-        v.l1_q = _ptr(state.l1_q, sample) if self.l1_ledger else NULL
-        v.order = &ov[0]
-        v.n_order = order.shape[0]
-        v.scalars = <FitScalars*>struct_ptr(state.scalars, "FitScalars", sizeof(FitScalars), True)
         return 0
 
     def run_epoch(self, state):
         """Train one epoch from `state` (a gdsolve.engine.FitState, updated in place when the
         epoch completes). Returns (gds::FitStatus: MAX_ITER when it ran, DIVERGED or
         INTERRUPTED when it did not, the state then unchanged; the epoch's objective)."""
-        cdef LinearStateView[double] v64
-        cdef LinearStateView[float] v32
-        cdef double objective = np.nan
-        cdef int status
+        cdef StateView[double] v64
+        cdef StateView[float] v32
         if self.dtype == np.float64:
             self._view[double](v64, state, 0.0)
-            with nogil:
-                status = self.r64.get().run_epoch(v64, objective)
-        else:
-            self._view[float](v32, state, 0.0)
-            with nogil:
-                status = self.r32.get().run_epoch(v32, objective)
-        return status, objective
+            return runner_epoch[double](self.r64.get(), v64)
+        self._view[float](v32, state, 0.0)
+        return runner_epoch[float](self.r32.get(), v32)
 
     def score(self, state):
         """Validation score at the state's model (the averaged one when averaging)."""
-        cdef LinearStateView[double] v64
-        cdef LinearStateView[float] v32
-        cdef double value
+        cdef StateView[double] v64
+        cdef StateView[float] v32
         if not self.has_validation:
             return np.nan
         if self.dtype == np.float64:
             self._view[double](v64, state, 0.0)
-            with nogil:
-                value = self.r64.get().score(v64)
-        else:
-            self._view[float](v32, state, 0.0)
-            with nogil:
-                value = self.r32.get().score(v32)
-        return value
+            return runner_score[double](self.r64.get(), v64)
+        self._view[float](v32, state, 0.0)
+        return runner_score[float](self.r32.get(), v32)
 
     def gradient(self, params, rows):
         """(loss sum, summed gradient (K*d + K, float64)) of the given rows (uint32 indices
         into X) at `params`, shared by the thread team: the gradient of a block of rows."""
         n_all = self.n_outputs * self.n_cols + self.n_outputs
-        params = _vector(params, self.dtype, n_all, "params")
-        rows = _vector(rows, np.uint32, -1, "rows")
+        params = check_vector(params, self.dtype, n_all, "params")
+        rows = check_vector(rows, np.uint32, -1, "rows")
         if rows.shape[0] < 1:
             raise ValueError("rows must not be empty")
         if rows.max() >= self.n_rows:

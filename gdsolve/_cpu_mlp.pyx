@@ -16,8 +16,8 @@ from libcpp.memory cimport unique_ptr
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from gdsolve._cdefs cimport (
-    CpuConfig, DriverConfig, FitScalars, InterruptCallback, MlpConfig, OptimizerConfig, RowIndex,
-    ScheduleConfig, check_signals_for_loop, gds_int64, struct_ptr,
+    EpochRunner, FitSetup, MlpConfig, RowIndex, StateView, fill_fit_setup, fill_state_view,
+    gds_int64, runner_epoch, runner_score, struct_ptr,
 )
 
 cnp.import_array()
@@ -45,26 +45,11 @@ cdef extern from "gdsolve/cpu/mlp_executor.h" namespace "gds":
         const T* values
         const T* Y
         const int* labels
-    cdef cppclass MlpStateView[T]:
-        T* params
-        T* slot0
-        T* slot1
-        T* slot2
-        RowIndex* order
-        gds_int64 n_order
-        FitScalars* scalars
     cdef struct MlpSetup:
         MlpShape shape
         MlpConfig model
-        OptimizerConfig optimizer
-        ScheduleConfig schedule
-        DriverConfig driver
-        CpuConfig cpu
-        InterruptCallback interrupt
-        void* interrupt_context
-    cdef cppclass MlpRunner[T]:
-        int run_epoch(MlpStateView[T]& s, double& objective) nogil
-        double score(const T* params) nogil
+        FitSetup fit
+    cdef cppclass MlpRunner[T](EpochRunner[T]):
         double gradient(const T* params, const RowIndex* rows, gds_int64 count, double scale,
                         T* grad) nogil
         int members
@@ -213,22 +198,13 @@ cdef class MlpExecutor:
         cdef MlpSetup setup
         setup.shape = _shape(units_v, int(model["activation"][0]), int(model["loss"][0]))
         setup.model = (<MlpConfig*>struct_ptr(model, "MlpConfig", sizeof(MlpConfig)))[0]
-        setup.optimizer = (<OptimizerConfig*>struct_ptr(optimizer, "OptimizerConfig",
-                                                        sizeof(OptimizerConfig)))[0]
-        setup.schedule = (<ScheduleConfig*>struct_ptr(schedule, "ScheduleConfig",
-                                                      sizeof(ScheduleConfig)))[0]
-        setup.driver = (<DriverConfig*>struct_ptr(driver, "DriverConfig", sizeof(DriverConfig)))[0]
-        setup.cpu = (<CpuConfig*>struct_ptr(cpu, "CpuConfig", sizeof(CpuConfig)))[0]
-        setup.interrupt = check_signals_for_loop
-        setup.interrupt_context = NULL
+        fill_fit_setup(setup.fit, optimizer, schedule, driver, cpu, 0.1)
         if train.n_rows < 1:
             raise ValueError("the training set is empty")
         if val.n_rows > 0 and val.dtype != train.dtype:
             raise ValueError("training and validation data must have the same dtype")
         if (train.dense is None) != (val.dense is None) and val.n_rows > 0:
             raise ValueError("training and validation data must both be dense or both CSR")
-        if int(driver["max_iter"][0]) < 1:
-            raise ValueError("max_iter must be >= 1")
         self.dtype = train.dtype
         self.n_params = n_params(units_v)
         self.n_train = train.n_rows
@@ -254,60 +230,32 @@ cdef class MlpExecutor:
         """Threads that share each batch (1: the batch runs on the calling thread)."""
         return self.r64.get().members if self.dtype == np.float64 else self.r32.get().members
 
-    cdef int _view(self, MlpStateView[floating]& v, state, floating sample) except -1:
-        cdef floating[::1] p = state.params
-        cdef floating[::1] s0 = state.slot0
-        cdef floating[::1] s1 = state.slot1
-        cdef floating[::1] s2 = state.slot2
-        cdef uint32_t[::1] order = state.order
-        for arr, what in ((p, "params"), (s0, "slot0"), (s1, "slot1"), (s2, "slot2")):
-            _check_params(arr, self.n_params, f"state.{what}")
-        if order.shape[0] != self.n_train:
-            raise ValueError(f"state.order has {order.shape[0]} rows, the data {self.n_train}")
-        v.params = &p[0]
-        v.slot0 = &s0[0]
-        v.slot1 = &s1[0]
-        v.slot2 = &s2[0]
-        v.order = &order[0]
-        v.n_order = order.shape[0]
-        v.scalars = <FitScalars*>struct_ptr(state.scalars, "FitScalars", sizeof(FitScalars), True)
+    cdef int _view(self, StateView[floating]& v, state, floating sample) except -1:
+        fill_state_view(v, state, self.dtype, self.n_params, self.n_train, 0, 0, sample)
         return 0
 
     def run_epoch(self, state):
         """Train one epoch from `state` (a gdsolve.engine.FitState, updated in place; restored
         when the epoch does not complete). Returns (gds::FitStatus, the epoch's objective)."""
-        cdef MlpStateView[double] v64
-        cdef MlpStateView[float] v32
-        cdef double objective = np.nan
-        cdef int status
+        cdef StateView[double] v64
+        cdef StateView[float] v32
         if self.dtype == np.float64:
             self._view[double](v64, state, 0.0)
-            with nogil:
-                status = self.r64.get().run_epoch(v64, objective)
-        else:
-            self._view[float](v32, state, 0.0)
-            with nogil:
-                status = self.r32.get().run_epoch(v32, objective)
-        return status, objective
+            return runner_epoch[double](self.r64.get(), v64)
+        self._view[float](v32, state, 0.0)
+        return runner_epoch[float](self.r32.get(), v32)
 
     def score(self, state):
         """Validation score (accuracy, or mean R^2) at the state's parameters."""
-        cdef const double[::1] p64
-        cdef const float[::1] p32
-        cdef double value
+        cdef StateView[double] v64
+        cdef StateView[float] v32
         if not self.has_validation:
             return np.nan
         if self.dtype == np.float64:
-            p64 = state.params
-            _check_params(p64, self.n_params, "state.params")
-            with nogil:
-                value = self.r64.get().score(&p64[0])
-        else:
-            p32 = state.params
-            _check_params(p32, self.n_params, "state.params")
-            with nogil:
-                value = self.r32.get().score(&p32[0])
-        return value
+            self._view[double](v64, state, 0.0)
+            return runner_score[double](self.r64.get(), v64)
+        self._view[float](v32, state, 0.0)
+        return runner_score[float](self.r32.get(), v32)
 
     def gradient(self, params, rows, double scale):
         """(loss sum, gradient of scale * that sum, no L2 part) of the given training rows

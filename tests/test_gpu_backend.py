@@ -259,19 +259,25 @@ def test_gpu_optimizer_momentum_override_matches_cpu(dtype):
     np.testing.assert_allclose(w_gpu.get(), w_cpu, **_tolerances(dtype))
 
 
+def check_rejects_mismatched_arrays(gpu, xp, foreign):
+    """A 5-parameter float32 GpuOptimizer on array module xp refuses a wrong dtype, size, or an
+    array of another kind (`foreign`), before running anything."""
+    good = xp.zeros(5, np.float32)
+    with pytest.raises(ValueError, match="dtype float64"):
+        gpu.step(xp.zeros(5, np.float64), good)
+    with pytest.raises(ValueError, match="has 4 elements"):
+        gpu.step(good, xp.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=f"{xp.__name__}.ndarray"):
+        gpu.step(foreign, good)
+    assert gpu.state()["step"] == 0  # nothing ran
+
+
 @requires_gpu
 def test_gpu_optimizer_rejects_mismatched_arrays():
     import cupy
 
     gpu = GpuOptimizer(optim.SGD(lr=0.1), 5, np.float32)
-    good = cupy.zeros(5, np.float32)
-    with pytest.raises(ValueError, match="dtype float64"):
-        gpu.step(cupy.zeros(5, np.float64), good)
-    with pytest.raises(ValueError, match="has 4 elements"):
-        gpu.step(good, cupy.zeros(4, np.float32))
-    with pytest.raises(ValueError, match="cupy.ndarray"):
-        gpu.step(np.zeros(5, np.float32), good)
-    assert gpu.state()["step"] == 0  # nothing ran
+    check_rejects_mismatched_arrays(gpu, cupy, np.zeros(5, np.float32))
 
 
 @requires_gpu

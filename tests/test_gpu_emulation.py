@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_gpu_backend import GPU_OPTIMIZERS, PARTIAL_SCHEDULES
+from test_gpu_backend import GPU_OPTIMIZERS, PARTIAL_SCHEDULES, check_rejects_mismatched_arrays
 
 import gdsolve
 from gdsolve import _codes, _core, _structs, optim
@@ -417,14 +417,7 @@ def test_emulated_momentum_override_matches_cpu(dtype):
 
 def test_emulated_optimizer_checks_arrays_and_hook():
     emu = _emulated_optimizer(optim.SGD(lr=0.1), 5, np.float32)
-    good = np.zeros(5, np.float32)
-    with pytest.raises(ValueError, match="dtype float64"):
-        emu.step(np.zeros(5, np.float64), good)
-    with pytest.raises(ValueError, match="has 4 elements"):
-        emu.step(good, np.zeros(4, np.float32))
-    with pytest.raises(ValueError, match="must be a numpy.ndarray"):
-        emu.step([0.0] * 5, good)
-    assert emu.state()["step"] == 0
+    check_rejects_mismatched_arrays(emu, np, [0.0] * 5)
     with pytest.raises(ValueError, match="give both or neither"):
         GpuOptimizer(optim.SGD(), 5, xp=np)
     empty = _emulated_optimizer(optim.Adam(), 0, np.float64)
@@ -585,22 +578,12 @@ def test_emulated_clip_matches_cpu(max_norm, dtype):
      ("shared_memory.cu", ["block_sum_kernel"])],
 )
 def test_same_source_compiles_under_nvrtc(filename, expressions):
-    nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
-    source = kernel_source(filename)
-    options = [*kernels.compile_options(), "--gpu-architecture=compute_90"]
-    prog = nvrtc.createProgram(source, filename, [], [])
-    try:
-        for expr in expressions:
-            nvrtc.addNameExpression(prog, expr)
-        try:
-            nvrtc.compileProgram(prog, options)
-        except nvrtc.NVRTCError as exc:
-            pytest.fail(f"NVRTC failed on {filename} ({exc}):\n{nvrtc.getProgramLog(prog)}")
-        ptx = nvrtc.getPTX(prog).decode(errors="replace")
-        for expr in expressions:
-            assert f".entry {nvrtc.getLoweredName(prog, expr)}(" in ptx
-    finally:
-        nvrtc.destroyProgram(prog)
+    pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
+    from test_nvrtc import nvrtc_compile
+
+    lowered, ptx = nvrtc_compile(kernel_source(filename), filename, expressions)
+    for expr in expressions:
+        assert f".entry {lowered[expr]}(" in ptx, f"{expr} missing from the PTX"
 
 
 def test_shim_builtins_run_on_the_host():

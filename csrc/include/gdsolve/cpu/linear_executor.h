@@ -15,6 +15,7 @@
 
 #include "gdsolve/codes.h"
 #include "gdsolve/config.h"
+#include "gdsolve/cpu/fit_setup.h"
 #include "gdsolve/cpu/interrupt.h"
 #include "gdsolve/cpu/linear_batch.h"
 #include "gdsolve/cpu/linear_per_sample.h"
@@ -43,43 +44,16 @@ template <class T> struct LinearData {
     gds_int64 n_val;
 };
 
-// The FitState's arrays (owned by the caller): parameters (K*d weights then K intercepts), the
-// three optimizer slots, the averaged parameters (null unless averaging), the per-sample L1
-// ledger q (null unless an L1 part), the training rows in the last epoch's order, the scalars.
-template <class T> struct LinearStateView {
-    T* params;
-    T* avg_params;
-    T* slot0;
-    T* slot1;
-    T* slot2;
-    T* l1_q;
-    RowIndex* order;
-    gds_int64 n_order;
-    FitScalars* scalars;
-};
-
-// What a fit is: the model, its update rule and schedule, the driver's rules, the threads.
+// What a fit is: the model, and its update rule, schedule, driver's rules and threads.
 struct LinearSetup {
     LinearConfig model;
-    OptimizerConfig optimizer;
-    ScheduleConfig schedule;
-    DriverConfig driver;
-    CpuConfig cpu;
-    InterruptCallback interrupt;  // may be null
-    void* interrupt_context;
-    double interrupt_interval;
+    FitSetup fit;
 };
 
-// The executor as the binding holds it, one per value type.
-template <class T> class LinearRunner {
+// The linear executor as the binding holds it (its score is sample-weighted and uses the
+// averaged parameters when averaging).
+template <class T> class LinearRunner : public EpochRunner<T> {
   public:
-    virtual ~LinearRunner() = default;
-    // Trains one epoch from the state; on success writes the new state and returns
-    // FitStatus::MAX_ITER ("the epoch ran") with the epoch's objective, else returns DIVERGED
-    // or INTERRUPTED and leaves the state as it was.
-    virtual int run_epoch(LinearStateView<T>& s, double& objective) = 0;
-    // Validation score at the state's model (accuracy, or R^2), sample-weighted.
-    virtual double score(const LinearStateView<T>& s) = 0;
     // Loss sum and unnormalised gradient (K*d + K doubles) of rows[0..count) at `params`, the
     // rows shared by the team; false when interrupted.
     virtual bool gradient(const T* params, const RowIndex* rows, gds_int64 count, double* grad,
@@ -151,15 +125,15 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
           n_all_(n_w_ + setup.model.n_outputs),
           n_train_(n_train) {
         using namespace linear_detail;
-        const OptimizerConfig& opt = setup.optimizer;
-        const DriverConfig& drv = setup.driver;
+        const OptimizerConfig& opt = setup.fit.optimizer;
+        const DriverConfig& drv = setup.fit.driver;
         full_ = drv.batch_size <= 0 || drv.batch_size >= n_train;
         per_sample_ = drv.batch_size == 1 && opt.code == static_cast<int>(Optimizer::SGD) &&
                       opt.momentum == 0.0 && opt.weight_decay == 0.0 &&
                       model_.clip != static_cast<int>(Clip::VALUE);
         batch_ = full_ ? std::max<gds_int64>(n_train, 1) : drv.batch_size;
         shuffles_ = drv.shuffle && !full_;
-        const int n_threads = std::min(kMaxTeamSize, std::max(1, setup.cpu.n_threads));
+        const int n_threads = std::min(kMaxTeamSize, std::max(1, setup.fit.cpu.n_threads));
         // Batches big enough to split get a team of threads for the whole fit (per-sample SGD is
         // sequential: no team).
         if (!per_sample_) {
@@ -173,7 +147,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
             Rows::kDense ? static_cast<double>(data.n_rows) * static_cast<double>(d_) * sizeof(T)
                          : static_cast<double>(data.indptr[data.n_rows] - data.indptr[0]) *
                                (sizeof(T) + sizeof(std::int32_t));
-        const int gather_rows = setup.cpu.gather_rows;
+        const int gather_rows = setup.fit.cpu.gather_rows;
         const bool gather =
             per_sample_ && drv.shuffle &&
             (gather_rows > 0 || (gather_rows < 0 && n_threads > 1 && row_bytes >= kGatherMinBytes));
@@ -181,18 +155,19 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         ps_ = PerSampleSettings{pen_.l1, pen_.l2, model_.fit_intercept,
                                 model_.clip == static_cast<int>(Clip::NORM), model_.clip_limit,
                                 model_.average_start};
-        checker_.callback = setup.interrupt;
-        checker_.context = setup.interrupt_context;
-        checker_.interval_s = setup.interrupt_interval > 0.0 ? setup.interrupt_interval : 0.1;
+        checker_.callback = setup.fit.interrupt;
+        checker_.context = setup.fit.interrupt_context;
+        const double interval = setup.fit.interrupt_interval;
+        checker_.interval_s = interval > 0.0 ? interval : 0.1;
         this->per_sample = per_sample_ ? 1 : 0;
         this->gathered = gather ? 1 : 0;
     }
 
-    int run_epoch(LinearStateView<T>& s, double& objective) override;
+    int run_epoch(StateView<T>& s, double& objective) override;
 
-    double score(const LinearStateView<T>& s) override;
+    double score(const StateView<T>& s) override;
 
-    double score_body(const LinearStateView<T>& s) const {
+    double score_body(const StateView<T>& s) const {
         const bool averaged = s.avg_params != nullptr && model_.average_start > 0 &&
                               s.scalars->avg_count > 0;
         return linear_detail::validation_score(pb_, averaged ? s.avg_params : s.params,
@@ -203,7 +178,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                   double& loss_sum) override;
 
     // The bodies of the cloned entries.
-    int epoch(LinearStateView<T>& s, double& objective) {
+    int epoch(StateView<T>& s, double& objective) {
         using namespace linear_detail;
         load(s);
         // the epoch's order: the last one shuffled (already done in idle time, when a team
@@ -220,14 +195,14 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                 next_epoch_order(order_.data(), static_cast<std::size_t>(n_train_), rng);
             }
             // a team's batches leave the training thread idle moments for the next shuffle
-            if (team_ && w_.sc.epoch + 1 < setup_.driver.max_iter)
+            if (team_ && w_.sc.epoch + 1 < setup_.fit.driver.max_iter)
                 ahead_.begin(order_.data(), static_cast<std::size_t>(n_train_), rng);
             order = order_.data();
         }
         double loss_sum = 0.0, penalty_before = 0.0;
         bool completed = true;
         const bool simple = K_ == 1 && !w_.averaging && pen_.l1 == 0.0;
-        const ScheduleConfig& sched = setup_.schedule;
+        const ScheduleConfig& sched = setup_.fit.schedule;
         if (gatherer_) {
             gatherer_->start(order, n_train_);
             const RowIndex* in_chunk = gatherer_->in_chunk_order();
@@ -253,7 +228,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                 double batch_loss = 0.0;
                 // rows of the next batch follow in `order` (prefetched at the end of this one)
                 const gds_int64 next_count =
-                    setup_.driver.shuffle ? std::min(batch_, n_train_ - start - count) : 0;
+                    setup_.fit.driver.shuffle ? std::min(batch_, n_train_ - start - count) : 0;
                 completed = batch_gradient(pb_, w_.p.data(), order + start, count, next_count,
                                            team_.get(), scratch_, batch_loss, checker_,
                                            ahead_.active() ? &ahead_ : nullptr);
@@ -301,7 +276,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         scratch_.z.assign(members, std::vector<T>(Rows::kDense ? kGroupRows * K_ : 0));
     }
 
-    void load(const LinearStateView<T>& s) {
+    void load(const StateView<T>& s) {
         w_.p.assign(s.params, s.params + n_all_);
         w_.wscale = 1.0;
         w_.averaging = s.avg_params != nullptr && model_.average_start > 0;
@@ -315,7 +290,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         w_.sc = *s.scalars;
     }
 
-    void commit(LinearStateView<T>& s) const {
+    void commit(StateView<T>& s) const {
         std::copy(w_.p.begin(), w_.p.end(), s.params);
         if (w_.averaging) std::copy(w_.avg.begin(), w_.avg.end(), s.avg_params);
         std::copy(w_.s0.begin(), w_.s0.end(), s.slot0);
@@ -333,17 +308,18 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                                         linear_updated_params(model_, d_))
                 : 0.0;
         const LinearStepPlan plan =
-            linear_step_begin(model_, setup_.optimizer, setup_.schedule, w_.sc, count, sq);
+            linear_step_begin(model_, setup_.fit.optimizer, setup_.fit.schedule, w_.sc, count,
+                              sq);
         T* P = w_.p.data();
         T* A = w_.averaging ? w_.avg.data() : nullptr;
         T* g = step_grad_.data();
         const gds_int64 n_params = linear_updated_params(model_, d_);
         for (gds_int64 j = 0; j < n_params; ++j)
             g[j] = linear_step_gradient(model_, plan, j, n_w_, G, P);
-        optimizer_update_array(setup_.optimizer, plan.opt, P, g, w_.s0.data(), w_.s1.data(),
+        optimizer_update_array(setup_.fit.optimizer, plan.opt, P, g, w_.s0.data(), w_.s1.data(),
                                w_.s2.data(), n_params);
         for (gds_int64 j = 0; j < n_all_; ++j)
-            linear_step_finish(setup_.optimizer, plan, j, n_w_, P, w_.s0.data(), w_.s1.data(),
+            linear_step_finish(setup_.fit.optimizer, plan, j, n_w_, P, w_.s0.data(), w_.s1.data(),
                                w_.s2.data(), A);
     }
 
@@ -371,7 +347,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
 // is inlined into the AVX2+FMA and the baseline copy.
 #define GDS_LINEAR_EPOCH_ENTRY(T, ROWS)                                                        \
     GDS_SIMD_CLONES static int linear_epoch_entry(LinearCpuRunner<T, ROWS<T>>& r,            \
-                                                  LinearStateView<T>& s, double& objective) { \
+                                                  StateView<T>& s, double& objective) { \
         return r.epoch(s, objective);                                                          \
     }                                                                                          \
     GDS_SIMD_CLONES static bool linear_gradient_entry(LinearCpuRunner<T, ROWS<T>>& r,         \
@@ -381,19 +357,19 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         return r.batch_gradient_into(params, rows, count, grad, loss_sum);                    \
     }                                                                                          \
     GDS_SIMD_CLONES static double linear_score_entry(const LinearCpuRunner<T, ROWS<T>>& r,    \
-                                                     const LinearStateView<T>& s) {            \
+                                                     const StateView<T>& s) {            \
         return r.score_body(s);                                                                \
     }
 GDS_LINEAR_ROW_TYPES(GDS_LINEAR_EPOCH_ENTRY)
 #undef GDS_LINEAR_EPOCH_ENTRY
 
 template <class T, class Rows>
-int LinearCpuRunner<T, Rows>::run_epoch(LinearStateView<T>& s, double& objective) {
+int LinearCpuRunner<T, Rows>::run_epoch(StateView<T>& s, double& objective) {
     return linear_epoch_entry(*this, s, objective);
 }
 
 template <class T, class Rows>
-double LinearCpuRunner<T, Rows>::score(const LinearStateView<T>& s) {
+double LinearCpuRunner<T, Rows>::score(const StateView<T>& s) {
     return linear_score_entry(*this, s);
 }
 

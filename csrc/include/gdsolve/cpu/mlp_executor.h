@@ -17,6 +17,7 @@
 #include "gdsolve/codes.h"
 #include "gdsolve/config.h"
 #include "gdsolve/cpu/fast_losses.h"
+#include "gdsolve/cpu/fit_setup.h"
 #include "gdsolve/cpu/interrupt.h"
 #include "gdsolve/cpu/worker_team.h"
 #include "gdsolve/driver/shuffle.h"
@@ -662,40 +663,17 @@ inline double mlp_validation_score(const MlpLayout& lay, const MlpShape& shape, 
 
 // ---- The executor -------------------------------------------------------------------------------
 
-// The FitState's arrays (owned by the caller): flat parameters, the three optimizer slots, the
-// training rows in the last epoch's order, the scalars.
-template <class T> struct MlpStateView {
-    T* params;
-    T* slot0;
-    T* slot1;
-    T* slot2;
-    RowIndex* order;
-    gds_int64 n_order;
-    FitScalars* scalars;
-};
-
-// What a fit is: the network, its update rule and schedule, the driver's rules, the threads.
+// What a fit is: the network, and its update rule, schedule, driver's rules and threads.
 struct MlpSetup {
     MlpShape shape;
     MlpConfig model;
-    OptimizerConfig optimizer;
-    ScheduleConfig schedule;
-    DriverConfig driver;
-    CpuConfig cpu;
-    InterruptCallback interrupt;  // may be null
-    void* interrupt_context;
+    FitSetup fit;
 };
 
-// The executor as the binding holds it, one per value type.
-template <class T> class MlpRunner {
+// The MLP executor as the binding holds it (its objective is the mean of the batch objectives,
+// each with its L2 term; its score the mean R^2 for several outputs).
+template <class T> class MlpRunner : public EpochRunner<T> {
   public:
-    virtual ~MlpRunner() = default;
-    // Trains one epoch from the state; on success writes the new state and returns
-    // FitStatus::MAX_ITER with the epoch's objective (the mean of the batch objectives, each
-    // with its L2 term), else returns DIVERGED or INTERRUPTED with the state as it was.
-    virtual int run_epoch(MlpStateView<T>& s, double& objective) = 0;
-    // The validation score (accuracy, or mean R^2) at `params`.
-    virtual double score(const T* params) = 0;
     // Loss sum of rows[0..count) of the training data at `params` and the gradient of
     // scale * (that sum) (no L2 part) into grad; the rows shared by the team.
     virtual double gradient(const T* params, const RowIndex* rows, gds_int64 count, double scale,
@@ -709,11 +687,11 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
                  const MlpData<T>& val)
         : setup_(setup), lay_(setup.shape), gemm_(gemm), train_(train), val_(val) {
         const gds_int64 n = train.n_rows;
-        bs_ = setup.driver.batch_size < 1 ? 1 : setup.driver.batch_size;
+        bs_ = setup.fit.driver.batch_size < 1 ? 1 : setup.fit.driver.batch_size;
         if (bs_ > n) bs_ = n;
         // A team shares each batch's rows when there are threads and rows enough: member m has
         // its own workspace and gradient; member 0's also serves unsplit batches and validation.
-        int members = mlp_team_size(setup.cpu.n_threads, bs_);
+        int members = mlp_team_size(setup.fit.cpu.n_threads, bs_);
         if (members > 1) {
             team_.reset(new WorkerTeam(members));
             members = team_->size();  // fewer if the system refused a thread
@@ -730,14 +708,14 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
         labels_.resize(train.labels ? static_cast<std::size_t>(n) : 0);
         ys_.resize(train.Y ? static_cast<std::size_t>(n * k) : 0);
         targets_ = mlp_validation_targets<T>(setup.shape, val, k);
-        checker_.callback = setup.interrupt;
-        checker_.context = setup.interrupt_context;
-        n_slots_ = optimizer_state_slots(setup.optimizer);  // slots the rule reads
+        checker_.callback = setup.fit.interrupt;
+        checker_.context = setup.fit.interrupt_context;
+        n_slots_ = optimizer_state_slots(setup.fit.optimizer);  // slots the rule reads
     }
 
-    int run_epoch(MlpStateView<T>& s, double& objective) override;
+    int run_epoch(StateView<T>& s, double& objective) override;
 
-    double score(const T* params) override;
+    double score(const StateView<T>& s) override;
 
     double score_body(const T* params) {
         return mlp_validation_score<T>(lay_, setup_.shape, gemm_, params, val_, targets_,
@@ -748,15 +726,15 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
                     T* grad) override;
 
     // The body of the cloned epoch entry.
-    int epoch(MlpStateView<T>& s, double& objective) {
+    int epoch(StateView<T>& s, double& objective) {
         const gds_int64 n = train_.n_rows;
         const gds_int64 np = lay_.n_params;
         const gds_int64 k = lay_.n_outputs();
         const int members = this->members;
         const MlpShape& shape = setup_.shape;
         const MlpConfig& model = setup_.model;
-        const OptimizerConfig& opt = setup_.optimizer;
-        const bool shuffle = setup_.driver.shuffle != 0;
+        const OptimizerConfig& opt = setup_.fit.optimizer;
+        const bool shuffle = setup_.fit.driver.shuffle != 0;
         FitScalars sc = *s.scalars;
         take_snapshot(s);
         const RowIndex* order = s.order;
@@ -806,7 +784,8 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
             }
             // model/mlp.h's step; the L2 term 0.5 alpha ||W||^2 / nb joins the update pass,
             // unless clipping needs the whole gradient (penalty included) before any update
-            const MlpStepPlan<T> plan = mlp_step_begin<T>(model, opt, setup_.schedule, sc, nb, 0.0);
+            const MlpStepPlan<T> plan =
+                mlp_step_begin<T>(model, opt, setup_.fit.schedule, sc, nb, 0.0);
             double sq;
             if (split) {
                 // members sum the gradients over their parameter slices (and update them there,
@@ -898,19 +877,19 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
                            gds_int64 nb) {
         const double sq = mlp_add_penalty<T>(lay_, params, grad, setup_.model.alpha, nb);
         clip_gradient<T>(setup_.model.clip, setup_.model.clip_limit, grad, lay_.n_params);
-        update_flat<T>(setup_.optimizer, plan.opt, params, grad, s0, s1, s2, lay_.n_params, 0,
+        update_flat<T>(setup_.fit.optimizer, plan.opt, params, grad, s0, s1, s2, lay_.n_params, 0,
                        T(0));
         return sq;
     }
 
-    void take_snapshot(const MlpStateView<T>& s) {
+    void take_snapshot(const StateView<T>& s) {
         const gds_int64 np = lay_.n_params;
         snap_params_.assign(s.params, s.params + np);
         if (n_slots_ > 0) snap_s0_.assign(s.slot0, s.slot0 + np);
         if (n_slots_ > 1) snap_s1_.assign(s.slot1, s.slot1 + np);
         if (n_slots_ > 2) snap_s2_.assign(s.slot2, s.slot2 + np);
     }
-    void restore_snapshot(MlpStateView<T>& s) const {
+    void restore_snapshot(StateView<T>& s) const {
         std::copy(snap_params_.begin(), snap_params_.end(), s.params);
         if (n_slots_ > 0) std::copy(snap_s0_.begin(), snap_s0_.end(), s.slot0);
         if (n_slots_ > 1) std::copy(snap_s1_.begin(), snap_s1_.end(), s.slot1);
@@ -970,7 +949,7 @@ inline void mlp_predict(const MlpShape& shape, GemmFn<T> gemm, const T* params,
 // ---- Entry points: overloads per value type, compiled for AVX2+FMA and baseline ---------------
 
 #define GDS_MLP_ENTRIES(T)                                                                      \
-    GDS_SIMD_CLONES static int mlp_epoch_entry(MlpCpuRunner<T>& r, MlpStateView<T>& s,          \
+    GDS_SIMD_CLONES static int mlp_epoch_entry(MlpCpuRunner<T>& r, StateView<T>& s,          \
                                                double& objective) {                             \
         return r.epoch(s, objective);                                                           \
     }                                                                                           \
@@ -996,12 +975,12 @@ GDS_MLP_ENTRIES(double)
 GDS_MLP_ENTRIES(float)
 #undef GDS_MLP_ENTRIES
 
-template <class T> int MlpCpuRunner<T>::run_epoch(MlpStateView<T>& s, double& objective) {
+template <class T> int MlpCpuRunner<T>::run_epoch(StateView<T>& s, double& objective) {
     return mlp_epoch_entry(*this, s, objective);
 }
 
-template <class T> double MlpCpuRunner<T>::score(const T* params) {
-    return mlp_score_entry(*this, params);
+template <class T> double MlpCpuRunner<T>::score(const StateView<T>& s) {
+    return mlp_score_entry(*this, s.params);
 }
 
 template <class T>

@@ -1,6 +1,6 @@
 // gdsolve/math/fast_math.h - exp and log1p on restricted ranges written as plain arithmetic, for one
 // value or a whole 32-byte vector of them (a libm call keeps a loop scalar). Host only (memcpy
-// bit casts, GCC vectors); used by the batch losses of mlp_loop.h and linear_loop.h, and tested
+// bit casts, GCC vectors); used by the vector fast paths of the losses (cpu/fast_losses.h), tested
 // against NumPy through gdsolve/_core.pyx.
 #pragma once
 #include <cstdint>

@@ -17,6 +17,7 @@
 #include "gdsolve/math/optimizers.h"
 #include "gdsolve/math/penalties.h"
 #include "gdsolve/math/schedules.h"
+#include "gdsolve/model/step.h"
 #include "gdsolve/structs.h"
 
 namespace gds {
@@ -69,12 +70,7 @@ GDS_HD inline LinearStepPlan linear_step_begin(const LinearConfig& m, const Opti
                                                const ScheduleConfig& s, FitScalars& st,
                                                gds_int64 count, double grad_sqnorm) {
     LinearStepPlan p;
-    const double step = static_cast<double>(st.step);
-    const double lr = schedule_lr(s, step, st.t) * st.lr_factor;
-    OptimizerScalars os{st.optimizer_step, st.mu_product};
-    p.opt = optimizer_begin_step(o, os, lr, schedule_momentum(s, step));
-    st.optimizer_step = os.step;
-    st.mu_product = os.mu_product;
+    p.opt = scheduled_optimizer_step(o, s, st);
     p.inv_count = 1.0 / static_cast<double>(count);
     p.clip_factor = m.clip == static_cast<int>(Clip::NORM)
                         ? clip_norm_factor(sqrt(grad_sqnorm), m.clip_limit)
@@ -89,7 +85,6 @@ GDS_HD inline LinearStepPlan linear_step_begin(const LinearConfig& m, const Opti
         p.avg_mu = 1.0 / static_cast<double>(st.avg_count);
     }
     st.t += static_cast<double>(count);
-    st.step += 1;
     return p;
 }
 

@@ -15,6 +15,7 @@
 #include "gdsolve/math/losses.h"
 #include "gdsolve/math/optimizers.h"
 #include "gdsolve/math/schedules.h"
+#include "gdsolve/model/step.h"
 #include "gdsolve/structs.h"
 
 namespace gds {
@@ -51,13 +52,7 @@ GDS_HD inline MlpStepPlan<T> mlp_step_begin(const MlpConfig& m, const OptimizerC
                                             const ScheduleConfig& s, FitScalars& st,
                                             gds_int64 count, double grad_sqnorm) {
     MlpStepPlan<T> p;
-    const double step = static_cast<double>(st.step);
-    const double lr = schedule_lr(s, step, st.t) * st.lr_factor;
-    OptimizerScalars os{st.optimizer_step, st.mu_product};
-    p.opt = optimizer_begin_step(o, os, lr, schedule_momentum(s, step));
-    st.optimizer_step = os.step;
-    st.mu_product = os.mu_product;
-    st.step += 1;
+    p.opt = scheduled_optimizer_step(o, s, st);
     p.penalty = static_cast<T>(m.alpha / static_cast<double>(count));
     p.clip_factor = m.clip == static_cast<int>(Clip::NORM)
                         ? clip_norm_factor(sqrt(grad_sqnorm), m.clip_limit)
