@@ -296,6 +296,8 @@ def test_ctrl_c_stops_promptly_and_keeps_the_last_epoch(monkeypatch, gather):
     monkeypatch.setattr(linear_model, "_GATHER_ROWS", gather)
     X, y = make_classification(20000, 50, random_state=0)
     est = SGDLogistic(max_iter=100000, tol=None, random_state=0)
+    # a process started in the background by a non-interactive shell ignores SIGINT: make it raise
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()
     timer.start()
@@ -304,6 +306,7 @@ def test_ctrl_c_stops_promptly_and_keeps_the_last_epoch(monkeypatch, gather):
             est.fit(X, y)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - start < 2.0
     assert 1 <= est.n_iter_ < 100000
     assert len(est.loss_curve_) == est.n_iter_

@@ -406,6 +406,8 @@ def test_ctrl_c_stops_the_compiled_loop_and_leaves_a_usable_model():
     # short epochs (~2 ms) and a fit that would run for minutes
     est = SGDMLPClassifier(hidden_layer_sizes=(16,), max_iter=100000, tol=0.0,
                            learning_rate_init=0.01, n_iter_no_change=10**8, random_state=0)
+    # a process started in the background by a non-interactive shell ignores SIGINT: make it raise
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -414,6 +416,7 @@ def test_ctrl_c_stops_the_compiled_loop_and_leaves_a_usable_model():
     finally:
         timer.cancel()
         timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert 0 < est.n_iter_ < 100000
     assert len(est.loss_curve_) == est.n_iter_
     assert np.all([np.isfinite(c).all() for c in est.coefs_])
