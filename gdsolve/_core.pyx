@@ -93,6 +93,11 @@ cdef extern from "gdsolve/model/linear.h" namespace "gds":
     double linear_clip_sqnorm[T, G](const G* grad, double inv_count, gds_int64 n) nogil
 
 
+cdef extern from "gdsolve/model/mlp.h" namespace "gds":
+    cdef cppclass MlpStepPlan[T]:
+        pass
+
+
 cnp.import_array()
 
 ctypedef fused floating:
@@ -282,6 +287,16 @@ def linear_step_plan_size():
     """Bytes of a gds::LinearStepPlan (the GPU keeps one on the device between its two step
     kernels)."""
     return sizeof(LinearStepPlan)
+
+
+def mlp_step_plan_size(dtype):
+    """Bytes of a gds::MlpStepPlan<T> for T = float32 / float64 (kept on the device between the
+    GPU's step kernels)."""
+    if np.dtype(dtype) == np.float64:
+        return sizeof(MlpStepPlan[double])
+    if np.dtype(dtype) == np.float32:
+        return sizeof(MlpStepPlan[float])
+    raise ValueError(f"float32 or float64, got {np.dtype(dtype)}")
 
 
 def linear_step(model, optimizer, schedule, scalars, floating[::1] params,

@@ -49,6 +49,8 @@ from gdsolve._base import (
 )
 from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
+from gdsolve.gpu import inputs as gpu_inputs
+from gdsolve.gpu.linear import GpuLinearExecutor
 from gdsolve.optim import Optimizer
 from gdsolve.schedules import Constant, InvScaling, Optimal, ReduceLROnPlateau, Schedule
 
@@ -93,8 +95,26 @@ def lipschitz_constant(X, sample_weight, fit_intercept, rows=None):
     BLAS runs single-threaded here: a threaded X'X was measured 10-50x slower than one thread
     on a busy 2-core machine (its threads spin against the other load). A large dense X is
     instead cut into row blocks, one per thread (_dense_gram_and_colsum)."""
+    if gpu_inputs.is_cupy_array(X):  # the Gram matrix on the device, its eigenvalue here
+        return _device_lipschitz_constant(X, sample_weight, fit_intercept, rows)
     with threadpool_limits(1, user_api="blas"):
         return _lipschitz_constant(X, sample_weight, fit_intercept, rows)
+
+
+def _device_lipschitz_constant(X, sample_weight, fit_intercept, rows):
+    xp = gpu_inputs.runtime_for().xp
+    if rows is not None and rows.shape[0] != X.shape[0]:
+        X = X[xp.asarray(rows)]
+        sample_weight = None if sample_weight is None else sample_weight[rows]
+    n = X.shape[0]
+    Xd = X.astype(np.float64)
+    Xs = Xd if sample_weight is None else Xd * xp.asarray(sample_weight, np.float64)[:, None]
+    gram = gpu_inputs.to_host(Xd.T @ Xs)
+    colsum = gpu_inputs.to_host(Xs.sum(axis=0))
+    total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
+    if fit_intercept:
+        gram = np.block([[gram, colsum[:, None]], [colsum[None, :], np.array([[total]])]])
+    return max(float(np.linalg.eigvalsh(gram / n)[-1]), 0.0)
 
 
 def _dense_gram_and_colsum(X, sw):
@@ -205,9 +225,10 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
             raise ValueError(f"{name}: eta0 must be a non-negative number, got {self.eta0!r}")
         if not isinstance(self.power_t, Real):
             raise ValueError(f"{name}: power_t must be a number, got {self.power_t!r}")
-        if self.device != "cpu":
-            raise ValueError(f"{name}: device must be 'cpu' (GPU training is not available in "
-                             f"this version), got {self.device!r}")
+        gpu_inputs.check_device(self.device, name)
+        if self.mixed_precision not in (None, "float16", "bfloat16"):
+            raise ValueError(f"{name}: mixed_precision must be None, 'float16' or 'bfloat16', "
+                             f"got {self.mixed_precision!r}")
         if not isinstance(self.learning_rate, (str, Schedule)):
             raise ValueError(f"{name}: learning_rate must be a schedule name or a "
                              f"gdsolve.schedules.Schedule, got {self.learning_rate!r}")
@@ -218,6 +239,38 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
                 and not isinstance(self.optimizer, Optimizer):
             raise ValueError(f"{name}: eta0 must be > 0 with learning_rate="
                              f"{self.learning_rate!r}")
+
+    # -- inputs and the device -------------------------------------------------------------------
+    def _validate_X_y(self, X, y, reset, **kwargs):
+        """validate_data for NumPy / SciPy input; for CuPy input the same checks on the device
+        (X never copied to the host), unless device='cpu' asks for a host copy. Resolves where
+        the fit runs (self._place)."""
+        self._place = gpu_inputs.fit_place(self, X)
+        if gpu_inputs.is_cupy_array(X) and not self._place.gpu:
+            X = gpu_inputs.to_host(X)
+        if gpu_inputs.is_cupy_array(X):
+            X = gpu_inputs.check_cupy_X(self, X, reset=reset)
+            return X, column_or_1d(np.asarray(gpu_inputs.to_host(y)), warn=True)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
+                             dtype=[np.float64, np.float32], order="C", reset=reset, **kwargs)
+        return X, y
+
+    def _compute_dtype(self, X):
+        """The dtype of the parameters and the arithmetic: X's, float32 for 2-byte storage."""
+        if getattr(self, "_place", None) is not None and self._place.storage is not None:
+            return np.dtype(np.float32)
+        return np.dtype(np.float32) if np.dtype(X.dtype) == np.float16 else np.dtype(X.dtype)
+
+    def _device_scores(self, X):
+        """X @ coef_.T + intercept_ on the device for CuPy input (a CuPy array), else None."""
+        rt = gpu_inputs.predict_runtime(X)
+        if rt is None:
+            return None
+        check_is_fitted(self)
+        X = gpu_inputs.check_cupy_X(self, X, reset=False)
+        dtype = self.coef_.dtype
+        coef = rt.xp.asarray(np.atleast_2d(self.coef_), dtype=dtype)
+        return X.astype(dtype, copy=False) @ coef.T + rt.xp.asarray(self.intercept_, dtype=dtype)
 
     def _average_start(self):
         if isinstance(self.average, (bool, np.bool_)):
@@ -334,14 +387,26 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
         model, optimizer, cpu, rules = self._records(loss_code, n_outputs, opt, sched_cfg,
                                                      plateau_mode, plateau_cfg, batch, max_iter,
                                                      tol, early)
-        Xloop = self._loop_X(X)
-        new_states, reports = [], []
         name = type(self).__name__
+        place = getattr(self, "_place", None)
+        on_gpu = place is not None and place.gpu
+        if on_gpu and batch == 1:
+            raise ValueError(f"{name}: batch_size=1 is per-sample SGD, which runs on the CPU only; "
+                             "on the GPU use a mini-batch (e.g. batch_size=256) or "
+                             "batch_size='full', or set device='cpu'")
+        Xloop = X if on_gpu else self._loop_X(X)
+        new_states, reports = [], []
         for k, (y_k, state) in enumerate(zip(targets, states, strict=True)):
             seed = int(rng.randint(np.iinfo(np.int32).max))
-            executor = _cpu_linear.LinearExecutor(model, optimizer, rules.schedule, rules.driver,
-                                                  cpu, Xloop, y_k, sample_weight, n_train,
-                                                  val_rows)
+            if on_gpu:
+                executor = GpuLinearExecutor(model, optimizer, rules.schedule, rules.driver,
+                                             Xloop, y_k, sample_weight, n_train, val_rows,
+                                             runtime=gpu_inputs.runtime_for(),
+                                             storage=place.storage)
+            else:
+                executor = _cpu_linear.LinearExecutor(model, optimizer, rules.schedule,
+                                                      rules.driver, cpu, Xloop, y_k,
+                                                      sample_weight, n_train, val_rows)
             # each fit / partial_fit call starts the driver's counters afresh; the parameters,
             # optimizer state and sample count carry over
             st = state.copy().start_fit(
@@ -350,7 +415,7 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
                 plateau_lr=float(rules.schedule["base_lr"][0]))
             label = "" if labels is None else f"class {labels[k]!r}, "
             rep = engine.run(executor, st, rules, on_epoch=self._verbose_printer(label))
-            rep.per_sample, rep.gathered = executor.per_sample, executor.gathered
+            rep.gathered = getattr(executor, "gathered", False)
             if rep.status == FIT_DIVERGED:
                 handle_fit_status(rep.status, rep.stop_epoch, name, max_iter, tol)
             new_states.append(st)
@@ -483,7 +548,15 @@ _COMMON_DOC = """
     warm_start : bool, default=False
     verbose : int, default=0
         Print the objective once per epoch.
-    device : {'cpu'}, default='cpu'
+    device : {'cpu', 'cuda', 'auto'}, default='cpu'
+        Where the fit runs. 'cuda' trains on the GPU with CuPy (a RuntimeError names what is
+        missing: CuPy, a driver, a device); 'auto' uses the GPU when CuPy sees one, else the CPU.
+        CuPy input runs on the GPU unless device='cpu', which copies it to the host. On the GPU
+        everything runs except per-sample SGD (batch_size=1): use a mini-batch. Predictions on
+        CuPy input are CuPy arrays; fitted attributes are NumPy arrays either way.
+    mixed_precision : {None, 'float16', 'bfloat16'}, default=None
+        On the GPU, hold X in this 2-byte dtype (half the memory and the reads); parameters,
+        products, accumulation and updates stay float32. float16 CuPy input implies 'float16'.
 
     Attributes
     ----------
@@ -517,7 +590,7 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
                  power_t=0.25, batch_size=1, max_iter=1000, tol=1e-3, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
                  average=False, clip_grad_norm=None, epsilon=0.1, warm_start=False, verbose=0,
-                 device="cpu"):
+                 device="cpu", mixed_precision=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -541,6 +614,7 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.device = device
+        self.mixed_precision = mixed_precision
 
     def _check_params(self):
         super()._check_params()
@@ -549,13 +623,15 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
                              f"{self.epsilon!r}")
 
     def _prepare(self, X, y, sample_weight, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
-                             dtype=[np.float64, np.float32], order="C", y_numeric=True,
-                             reset=reset)
-        y = np.ascontiguousarray(column_or_1d(y, warn=True), dtype=X.dtype)
+        X, y = self._validate_X_y(X, y, reset, y_numeric=True)
+        dtype = self._compute_dtype(X)
+        y = np.ascontiguousarray(column_or_1d(y, warn=True), dtype=dtype)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"[{X.shape[0]}, {y.shape[0]}]")
         if sample_weight is not None:  # None stays None: the loop then reads no weights
-            sample_weight = np.ascontiguousarray(_check_sample_weight(sample_weight, X,
-                                                                      dtype=X.dtype))
+            sample_weight = np.ascontiguousarray(_check_sample_weight(
+                gpu_inputs.to_host(sample_weight), y, dtype=dtype))
         return X, y, sample_weight
 
     def fit(self, X, y, sample_weight=None):
@@ -563,17 +639,18 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         self._check_params()
         X, y, sw = self._prepare(X, y, sample_weight, reset=True)
         n, d = X.shape
+        dtype = self._compute_dtype(X)
         if self.warm_start and hasattr(self, "coef_") and self.coef_.shape == (d,):
-            states = self._new_states(1, 1, d, X.dtype, self.coef_.reshape(1, -1),
+            states = self._new_states(1, 1, d, dtype, self.coef_.reshape(1, -1),
                                       self.intercept_)
         else:
-            states = self._new_states(1, 1, d, X.dtype)
+            states = self._new_states(1, 1, d, dtype)
         train_rows, val_rows = self._split(y, sw, n, self.early_stopping)
         rng = check_random_state(self.random_state)
         states, reports = self._run_loops(
             X, [y], sw, _REGRESSION_LOSSES[self.loss], 1, states, train_rows, val_rows,
             self.max_iter, self.tol, rng)
-        coef, intercept = self._store(states, reports, 1, d, X.dtype)
+        coef, intercept = self._store(states, reports, 1, d, dtype)
         self.coef_ = coef.ravel()
         self.intercept_ = intercept
         return self
@@ -584,19 +661,23 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         first = not hasattr(self, "_fit_states")
         X, y, sw = self._prepare(X, y, sample_weight, reset=first)
         n, d = X.shape
-        states = self._new_states(1, 1, d, X.dtype) if first else self._fit_states
-        states = [s.astype(X.dtype) for s in states]
+        dtype = self._compute_dtype(X)
+        states = self._new_states(1, 1, d, dtype) if first else self._fit_states
+        states = [s.astype(dtype) for s in states]
         rng = check_random_state(self.random_state)
         states, reports = self._run_loops(
             X, [y], sw, _REGRESSION_LOSSES[self.loss], 1, states,
             np.arange(n, dtype=np.int64), None, 1, None, rng)
-        coef, intercept = self._store(states, reports, 1, d, X.dtype)
+        coef, intercept = self._store(states, reports, 1, d, dtype)
         self.coef_ = coef.ravel()
         self.intercept_ = intercept
         return self
 
     def predict(self, X):
-        """X @ coef_ + intercept_."""
+        """X @ coef_ + intercept_ (a CuPy array for CuPy input)."""
+        scores = self._device_scores(X)
+        if scores is not None:
+            return scores.ravel()
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32], reset=False)
@@ -624,7 +705,8 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
                  power_t=0.5, batch_size=1, max_iter=1000, tol=1e-3, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
                  average=False, clip_grad_norm=None, class_weight=None,
-                 multi_class="multinomial", warm_start=False, verbose=0, device="cpu"):
+                 multi_class="multinomial", warm_start=False, verbose=0, device="cpu",
+                 mixed_precision=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -649,6 +731,7 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.device = device
+        self.mixed_precision = mixed_precision
 
     def _check_params(self):
         super()._check_params()
@@ -661,13 +744,16 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
                              f"got {cw!r}")
 
     def _prepare(self, X, y, sample_weight, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
-                             dtype=[np.float64, np.float32], order="C", reset=reset)
+        X, y = self._validate_X_y(X, y, reset)
         y = column_or_1d(y, warn=True)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"[{X.shape[0]}, {y.shape[0]}]")
         if y.dtype.kind not in "biu":  # integer labels are always binary or multiclass
             check_classification_targets(y)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            sample_weight = _check_sample_weight(gpu_inputs.to_host(sample_weight), y,
+                                                 dtype=self._compute_dtype(X))
         return X, y, sample_weight
 
     def _weights_with_classes(self, y, sample_weight, dtype, y_idx=None):
@@ -710,10 +796,11 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
     def _fit_with(self, X, y_idx, sw, states, train_rows, val_rows, max_iter, tol, rng):
         n_loops, n_outputs, loss_code = self._layout()
         labels = list(self.classes_) if n_loops > 1 else None
-        states, reports = self._run_loops(X, self._targets(y_idx, X.dtype), sw, loss_code,
+        dtype = self._compute_dtype(X)
+        states, reports = self._run_loops(X, self._targets(y_idx, dtype), sw, loss_code,
                                           n_outputs, states, train_rows, val_rows, max_iter,
                                           tol, rng, labels=labels)
-        coef, intercept = self._store(states, reports, n_outputs, X.shape[1], X.dtype)
+        coef, intercept = self._store(states, reports, n_outputs, X.shape[1], dtype)
         self.coef_ = coef
         self.intercept_ = intercept
 
@@ -728,17 +815,18 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
                              f"{classes.shape[0]} class")
         old_classes = getattr(self, "classes_", None)
         self.classes_ = classes
-        y_idx, sw = self._weights_with_classes(y, sw, X.dtype, y_idx)
+        dtype = self._compute_dtype(X)
+        y_idx, sw = self._weights_with_classes(y, sw, dtype, y_idx)
         n, d = X.shape
         n_loops, n_outputs, _ = self._layout()
         warm = (self.warm_start and hasattr(self, "coef_") and old_classes is not None
                 and np.array_equal(old_classes, classes)
                 and self.coef_.shape == (n_loops * n_outputs, d))
         if warm:
-            states = self._new_states(n_loops, n_outputs, d, X.dtype, self.coef_,
+            states = self._new_states(n_loops, n_outputs, d, dtype, self.coef_,
                                       self.intercept_)
         else:
-            states = self._new_states(n_loops, n_outputs, d, X.dtype)
+            states = self._new_states(n_loops, n_outputs, d, dtype)
         train_rows, val_rows = self._split(y_idx, sw, n, self.early_stopping)
         rng = check_random_state(self.random_state)
         try:
@@ -760,29 +848,60 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         X, y, sw = self._prepare(X, y, sample_weight, reset=first)
         if len(self.classes_) < 2:
             raise ValueError("SGDLogistic needs at least 2 classes in `classes`")
-        y_idx, sw = self._weights_with_classes(y, sw, X.dtype)
+        dtype = self._compute_dtype(X)
+        y_idx, sw = self._weights_with_classes(y, sw, dtype)
         n, d = X.shape
         n_loops, n_outputs, _ = self._layout()
         if first or not hasattr(self, "_fit_states"):
-            states = self._new_states(n_loops, n_outputs, d, X.dtype)
+            states = self._new_states(n_loops, n_outputs, d, dtype)
         else:
-            states = [s.astype(X.dtype) for s in self._fit_states]
+            states = [s.astype(dtype) for s in self._fit_states]
         rng = check_random_state(self.random_state)
         self._fit_with(X, y_idx, sw, states, np.arange(n, dtype=np.int64), None, 1, None, rng)
         return self
 
     def decision_function(self, X):
-        """X @ coef_.T + intercept_: shape (n,) for two classes, else (n, n_classes)."""
+        """X @ coef_.T + intercept_: shape (n,) for two classes, else (n, n_classes); a CuPy
+        array for CuPy input."""
+        scores = self._device_scores(X)
+        if scores is not None:
+            return scores.ravel() if scores.shape[1] == 1 else scores
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32], reset=False)
         scores = np.asarray(X @ self.coef_.T.astype(X.dtype, copy=False)) + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 
+    def predict(self, X):
+        """Predicted classes; for CuPy input a CuPy array (of the class indices mapped to the
+        classes, which must then be numbers)."""
+        if not gpu_inputs.is_cupy_array(X):
+            return super().predict(X)
+        scores = self.decision_function(X)
+        xp = gpu_inputs.runtime_for().xp
+        idx = (scores > 0).astype(np.int64) if scores.ndim == 1 else xp.argmax(scores, axis=1)
+        return xp.asarray(self.classes_)[idx]
+
+    def _device_special(self, X):
+        # scipy.special's functions for the array type of X: cupyx.scipy.special for CuPy
+        if gpu_inputs.is_cupy_array(X):
+            import cupyx.scipy.special
+
+            return cupyx.scipy.special, gpu_inputs.runtime_for().xp
+        return None, np
+
     def predict_proba(self, X):
         """Class probabilities: sigmoid (binary), softmax (multinomial), or normalised
-        one-vs-rest sigmoids."""
+        one-vs-rest sigmoids (CuPy arrays for CuPy input)."""
+        special, xp = self._device_special(X)
         scores = self.decision_function(X)
+        if special is not None:
+            if scores.ndim == 1:
+                return xp.stack([special.expit(-scores), special.expit(scores)], axis=1)
+            if self._layout()[2] == Loss.SOFTMAX:
+                return special.softmax(scores, axis=1)
+            p = special.expit(scores)
+            return p / xp.maximum(p.sum(axis=1, keepdims=True), xp.finfo(p.dtype).tiny)
         if scores.ndim == 1:  # expit(-s), not 1 - expit(s): keeps tiny probabilities > 0
             return np.column_stack([expit(-scores), expit(scores)])
         if self._layout()[2] == Loss.SOFTMAX:
@@ -796,6 +915,9 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
 
     def predict_log_proba(self, X):
         """Logarithm of predict_proba, computed stably where the model allows it."""
+        special, xp = self._device_special(X)
+        if special is not None:
+            return xp.log(self.predict_proba(X))
         scores = self.decision_function(X)
         if scores.ndim == 1:
             return np.column_stack([log_expit(-scores), log_expit(scores)])

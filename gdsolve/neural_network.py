@@ -35,6 +35,8 @@ from gdsolve._base import (
 )
 from gdsolve._codes import Activation, Clip, Loss, PlateauMode
 from gdsolve._codes import Schedule as ScheduleCode
+from gdsolve.gpu import inputs as gpu_inputs
+from gdsolve.gpu import mlp as gpu_mlp
 
 __all__ = ["SGDMLPClassifier", "SGDMLPRegressor"]
 
@@ -122,6 +124,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         clip_grad_norm=None,
         verbose=False,
         device="cpu",
+        mixed_precision=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -142,6 +145,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         self.clip_grad_norm = clip_grad_norm
         self.verbose = verbose
         self.device = device
+        self.mixed_precision = mixed_precision
 
     # ---- parameter checks (all before any work) --------------------------------------------
 
@@ -191,10 +195,10 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             raise ValueError(f"batch_size must be 'auto', 'full' or an int >= 1, got {bs!r}")
         if self.clip_grad_norm is not None:
             number("clip_grad_norm", 0.0, low_open=True)
-        if self.device != "cpu":
-            raise ValueError(
-                f"device={self.device!r} is not supported by the MLP estimators yet; use 'cpu'"
-            )
+        gpu_inputs.check_device(self.device, type(self).__name__)
+        if self.mixed_precision not in (None, "float16", "bfloat16"):
+            raise ValueError(f"mixed_precision must be None, 'float16' or 'bfloat16', got "
+                             f"{self.mixed_precision!r}")
         for flag in ("early_stopping", "shuffle", "warm_start"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
@@ -222,7 +226,11 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, targets, labels = self._validate_fit_data(X, y, incremental, reset=first_pass)
-        dtype = X.dtype
+        place = self._place
+        dtype = (np.dtype(np.float32) if place.storage is not None or X.dtype == np.float16
+                 else np.dtype(X.dtype))
+        if targets is not None:
+            targets = np.ascontiguousarray(targets, dtype=dtype)
         loss = self._loss_code
         n_outputs = self._n_outputs_for_loop
         units = [X.shape[1]] + hidden + [n_outputs]
@@ -263,6 +271,8 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
                 )
             train_arrays = self._arrays(X, targets, labels, train_idx)
             val_arrays = self._arrays(X, targets, labels, val_idx)
+        elif place.gpu:
+            train_arrays, val_arrays = self._arrays(X, targets, labels, None), None
         else:
             train_arrays = self._arrays(X, targets, labels, None)
             val_arrays = _cpu_mlp.MlpArrays(np.empty((0, X.shape[1]), dtype=dtype),
@@ -270,7 +280,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
                                             else np.empty((0, n_outputs), dtype=dtype),
                                             np.empty(0, np.int32) if loss == Loss.SOFTMAX
                                             else None)
-        n_train = train_arrays.n_rows
+        n_train = train_arrays[0].shape[0] if place.gpu else train_arrays.n_rows
         batch_size = self._batch_size_for(n_train)
         seed = int(rs.randint(np.iinfo(np.int32).max))  # the shuffling generator's seed
 
@@ -337,11 +347,17 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
             "clip_limit": float(self.clip_grad_norm or 0.0),
         })
-        n_threads = _cpu_mlp.team_size(available_threads(), batch_size)
-        cpu = _structs.record("CpuConfig", {"n_threads": n_threads})
-        executor = _cpu_mlp.MlpExecutor(np.asarray(units, dtype=np.int64), model,
-                                        _structs.record("OptimizerConfig", optimizer.to_config()),
-                                        rules.schedule, driver, cpu, train_arrays, val_arrays)
+        n_threads = 1 if place.gpu else _cpu_mlp.team_size(available_threads(), batch_size)
+        opt_record = _structs.record("OptimizerConfig", optimizer.to_config())
+        if place.gpu:
+            executor = gpu_mlp.GpuMlpExecutor(units, model, opt_record, rules.schedule, driver,
+                                              train_arrays, val_arrays,
+                                              runtime=gpu_inputs.runtime_for(),
+                                              storage=place.storage)
+        else:
+            cpu = _structs.record("CpuConfig", {"n_threads": n_threads})
+            executor = _cpu_mlp.MlpExecutor(np.asarray(units, dtype=np.int64), model, opt_record,
+                                            rules.schedule, driver, cpu, train_arrays, val_arrays)
         # a team of threads shares each batch, every member with single-threaded BLAS (small
         # GEMMs side by side beat one GEMM split by BLAS's threads)
         blas_limit = single_threaded_blas() if n_threads > 1 else nullcontext()
@@ -375,10 +391,14 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         return self
 
     def _arrays(self, X, targets, labels, rows):
+        """One data set as the executor takes it: MlpArrays on the CPU, (X, Y, labels) on the
+        GPU (X's rows picked on the device)."""
         if rows is not None:
             X = X[rows]
             targets = None if targets is None else targets[rows]
             labels = None if labels is None else labels[rows]
+        if self._place.gpu:
+            return X, targets, labels
         return _cpu_mlp.MlpArrays(X, targets, labels)
 
     def _validate_X_predict(self, X):
@@ -388,7 +408,17 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         return X
 
     def _forward(self, X):
-        """Network output (n_samples, n_outputs_) in X's dtype; probabilities for classifiers."""
+        """Network output (n_samples, n_outputs_) in X's dtype; probabilities for classifiers.
+        A CuPy array, computed on the device, for CuPy input."""
+        rt = gpu_inputs.predict_runtime(X)
+        if rt is not None:
+            check_is_fitted(self)
+            X = gpu_inputs.check_cupy_X(self, X, reset=False)
+            dtype = self.coefs_[0].dtype
+            units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            params = rt.xp.asarray(pack_parameters(self.coefs_, self.intercepts_, dtype))
+            return gpu_mlp.predict_output(rt, units, int(_ACTIVATIONS[self.activation]),
+                                          int(self._loss_code), params, X.astype(dtype))
         X = self._validate_X_predict(X)
         dtype = X.dtype
         units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
@@ -412,6 +442,18 @@ def is_classifier_loss(loss):
 
 
 def _validate_xy(est, X, y, reset, y_numeric):
+    """validate_data, or for CuPy input the same checks on the device (device='cpu' copies it
+    to the host); sets est._place (where the fit runs)."""
+    est._place = gpu_inputs.fit_place(est, X)
+    if gpu_inputs.is_cupy_array(X) and not est._place.gpu:
+        X = gpu_inputs.to_host(X)
+    if gpu_inputs.is_cupy_array(X):
+        X = gpu_inputs.check_cupy_X(est, X, reset=reset)
+        y = np.asarray(gpu_inputs.to_host(y))
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"[{X.shape[0]}, {y.shape[0]}]")
+        return X, y
     X, y = validate_data(
         est, X, y, accept_sparse=["csr"], multi_output=True, y_numeric=y_numeric,
         dtype=(np.float64, np.float32), reset=reset,
@@ -447,7 +489,12 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
     random_state, warm_start, verbose : as scikit-learn's MLPClassifier.
     clip_grad_norm : float or None, default=None
         Clip the global L2 norm of each batch gradient (PyTorch's clip_grad_norm_).
-    device : {'cpu'}, default='cpu'
+    device : {'cpu', 'cuda', 'auto'}, default='cpu'
+        Where the fit runs (as the linear estimators': 'cuda' needs CuPy and a device; 'auto'
+        uses a GPU when CuPy sees one; CuPy input runs on the GPU unless device='cpu').
+        Predictions on CuPy input are CuPy arrays; fitted attributes are NumPy arrays.
+    mixed_precision : {None, 'float16', 'bfloat16'}, default=None
+        On the GPU, hold X in this 2-byte dtype; parameters and arithmetic stay float32.
 
     Attributes: classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_,
     validation_scores_, best_validation_score_, n_iter_, t_, n_layers_, n_outputs_,
@@ -514,8 +561,16 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
         return self._fit(X, y, incremental=True)
 
     def predict(self, X):
-        """Predicted classes (or label indicator rows for a multilabel model)."""
+        """Predicted classes (or label indicator rows for a multilabel model); a CuPy array for
+        CuPy input (the classes must then be numbers)."""
         proba = self._forward(X)
+        if gpu_inputs.is_cupy_array(proba):
+            xp = gpu_inputs.runtime_for().xp
+            if self._label_binarizer.y_type_.startswith("multilabel"):
+                return (proba > 0.5).astype(np.int64)
+            idx = (proba[:, 0] > 0.5).astype(np.int64) if self.n_outputs_ == 1 else \
+                xp.argmax(proba, axis=1)
+            return xp.asarray(self.classes_)[idx]
         if self.n_outputs_ == 1:
             proba = proba.ravel()
         return self._label_binarizer.inverse_transform(proba)
@@ -525,12 +580,14 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
         proba = self._forward(X)
         if self.n_outputs_ == 1:
             p = proba.ravel()
-            return np.vstack([1 - p, p]).T
+            xp = gpu_inputs.runtime_for().xp if gpu_inputs.is_cupy_array(p) else np
+            return xp.stack([1 - p, p], axis=1)
         return proba
 
     def predict_log_proba(self, X):
         proba = self.predict_proba(X)
-        return np.log(proba, out=proba)
+        xp = gpu_inputs.runtime_for().xp if gpu_inputs.is_cupy_array(proba) else np
+        return xp.log(proba, out=proba)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -95,7 +95,7 @@ def test_partial_fit_messages(iris):
     ({"validation_fraction": 1.0}, "validation_fraction"),
     ({"average": -1}, "average"),
     ({"clip_grad_norm": 0.0}, "clip_grad_norm"),
-    ({"device": "cuda"}, "device"),
+    ({"device": "tpu"}, "device"),
     ({"multi_class": "auto"}, "multi_class"),
     ({"loss": "hinge"}, "loss"),
     ({"learning_rate": "optimal", "alpha": 0.0}, "alpha"),

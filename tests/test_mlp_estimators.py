@@ -293,7 +293,7 @@ def test_pickle_round_trip_keeps_predictions_and_stamps_version():
         (dict(clip_grad_norm=-2.0), "clip_grad_norm"),
         (dict(optimizer="adamax"), "optimizer"),
         (dict(learning_rate="linear"), "learning_rate"),
-        (dict(device="cuda"), "device"),
+        (dict(device="tpu"), "device"),
         (dict(shuffle="yes"), "shuffle"),
     ],
 )

@@ -60,7 +60,7 @@ def schedule_config_record(config):
 # ---- Device detection and compilation ----------------------------------------------------------
 
 
-def _device_status():
+def device_status():
     """(True, "") when CuPy sees at least one CUDA device, else (False, why not)."""
     try:
         import cupy
@@ -77,12 +77,12 @@ def _device_status():
 
 def cuda_available():
     """True when CuPy is importable and a CUDA device can be used."""
-    return _device_status()[0]
+    return device_status()[0]
 
 
 def require_cuda():
     """Raise a RuntimeError saying why, unless a CUDA device is usable."""
-    ok, why = _device_status()
+    ok, why = device_status()
     if not ok:
         raise RuntimeError(f"{NO_DEVICE_MESSAGE}: {why}")
 

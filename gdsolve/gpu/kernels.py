@@ -25,8 +25,11 @@ PRELUDE = "prelude.cuh"
 _MODULES = {
     "optimizer": (("optimizer_update_kernel<{T}>",), ("optimizer_begin_step_kernel",)),
     "schedule": ((), ("schedule_lr_kernel", "schedule_momentum_kernel")),
-    "linear": (("linear_row_loss_kernel<{T}>", "linear_step_kernel<{T}, {T}>"),
-               ("linear_step_begin_kernel",)),
+    "linear": (("linear_row_loss_kernel<{T}>", "linear_step_begin_kernel<{T}, {T}>",
+                "linear_step_kernel<{T}, {T}>", "linear_penalty_kernel<{T}>"), ()),
+    "mlp": (("mlp_bias_activation_kernel<{T}>", "mlp_output_kernel<{T}>",
+             "mlp_step_squares_kernel<{T}>", "mlp_step_begin_kernel<{T}>",
+             "mlp_step_kernel<{T}>"), ()),
     "softmax": (("softmax_xent_kernel<{T}>",), ()),
     "activation": (("activation_forward_kernel<{T}>", "activation_backward_kernel<{T}>"), ()),
     "clip": (("clip_value_kernel<{T}>", "clip_norm_scale_kernel<{T}>"), ()),

@@ -21,14 +21,27 @@ __global__ void linear_row_loss_kernel(gds::LinearConfig m, T* Z, const T* y, co
     }
 }
 
-// One thread: the step's constants from the FitScalars (advanced) and ||g||^2 of the mean
-// gradient (for Clip::NORM; computed on the device beforehand).
+// One thread: the step's constants from the FitScalars (advanced), with ||g||^2 of the mean
+// gradient for Clip::NORM (a loop over the K*d + K parameters: small, and only when clipping).
+template <class T, class G>
 __global__ void linear_step_begin_kernel(gds::LinearConfig m, gds::OptimizerConfig o,
                                          gds::ScheduleConfig s, gds::FitScalars* scalars,
-                                         long long count, const double* grad_sqnorm,
+                                         long long count, long long d, const G* grad,
                                          gds::LinearStepPlan* plan) {
-    if (blockIdx.x == 0 && threadIdx.x == 0)
-        *plan = gds::linear_step_begin(m, o, s, *scalars, count, *grad_sqnorm);
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    const double sq = m.clip == (int)gds::Clip::NORM
+                          ? gds::linear_clip_sqnorm<T, G>(grad, 1.0 / (double)count,
+                                                          gds::linear_updated_params(m, d))
+                          : 0.0;
+    *plan = gds::linear_step_begin(m, o, s, *scalars, count, sq);
+}
+
+// One thread: alpha R(W) at the parameters (the full-batch objective takes it before the step).
+template <class T>
+__global__ void linear_penalty_kernel(gds::LinearConfig m, const T* P, long long d, double* out) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    const gds::PenaltySplit pen = gds::penalty_split(m.penalty, m.alpha, m.l1_ratio);
+    *out = (double)gds::penalty_value<T>(pen, P, (long long)m.n_outputs * d);
 }
 
 // One parameter per thread (n = K*d + K); A may be null unless the model averages.

@@ -1,0 +1,283 @@
+"""The whole GPU path on the CPU: the estimators with device="cuda" run the GPU executors
+(gdsolve.gpu.linear, gdsolve.gpu.mlp) over NumPy arrays, with the very kernel sources compiled
+for the host (gdsolve.gpu.host_emulation). A GPU-path fit equals the CPU fit of the same model
+with the same batch order, within a per-dtype tolerance (the products are summed in another
+order: cuBLAS-style matmul against the CPU's own loops), over estimator x optimizer x schedule x
+penalty x dtype x dense/sparse; plus the GPU path's own rules (errors, mixed precision, outputs).
+The same tests against a real device live in tests/test_gpu_device.py.
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+from sklearn.datasets import make_classification, make_regression
+
+import gdsolve.gpu.backend as backend
+import gdsolve.gpu.inputs as gpu_inputs
+from gdsolve import SGDLinearRegression, SGDLogistic, SGDMLPClassifier, SGDMLPRegressor
+from gdsolve.gpu.device import emulated_runtime
+from gdsolve.gpu.host_emulation import compiler_command
+
+try:
+    compiler_command()
+    HAS_COMPILER = True
+except Exception:  # pragma: no cover - every CI image has g++
+    HAS_COMPILER = False
+
+pytestmark = pytest.mark.skipif(not HAS_COMPILER, reason="needs a host C++ compiler")
+
+# Relative tolerance on the final model after a few epochs: float64 differs only by the
+# summation order of the products; float32 by that in float32.
+RTOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+@pytest.fixture(autouse=True)
+def emulated_gpu(monkeypatch, tmp_path_factory):
+    """device='cuda' runs the GPU path on the CPU emulation."""
+    monkeypatch.setenv("GDSOLVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kernels"))
+    runtime = emulated_runtime()
+    monkeypatch.setattr(backend, "device_status", lambda: (True, ""))
+    monkeypatch.setattr(gpu_inputs, "runtime_for", lambda: runtime)
+    yield runtime
+
+
+@pytest.fixture(scope="module")
+def data():
+    Xc, yc = make_classification(600, 12, n_informative=6, n_classes=3, random_state=0)
+    Xb, yb = make_classification(600, 12, n_informative=6, random_state=1)
+    Xr, yr = make_regression(600, 12, noise=3.0, random_state=2)
+    yr = yr / yr.std()
+    sw = np.random.default_rng(3).uniform(0.3, 2.0, 600)
+    return {"c": (Xc, yc), "b": (Xb, yb), "r": (Xr, yr), "sw": sw}
+
+
+def _pair(make, X, y, **fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu = make("cpu").fit(X, y, **fit)
+        gpu = make("cuda").fit(X, y, **fit)
+    return cpu, gpu
+
+
+def _close(cpu, gpu, dtype):
+    rtol = RTOL[dtype]
+    for a, b in ((cpu.coef_, gpu.coef_), (cpu.intercept_, gpu.intercept_)):
+        assert b.dtype == a.dtype
+        assert_allclose(b, a, rtol=rtol, atol=rtol * max(1.0, np.abs(a).max()))
+    assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=rtol * 10)
+    assert gpu.n_iter_ == cpu.n_iter_
+
+
+LINEAR_CASES = {
+    "sgd-constant-l2": dict(optimizer="sgd", learning_rate="constant", eta0=0.05),
+    "momentum-cosine-l1": dict(optimizer="momentum", learning_rate="cosine", eta0=0.02,
+                               penalty="l1", alpha=1e-3),
+    "nesterov-step-elasticnet": dict(optimizer="nesterov", learning_rate="step", eta0=0.02,
+                                     penalty="elasticnet", alpha=1e-3),
+    "adagrad-exponential": dict(optimizer="adagrad", learning_rate="exponential", eta0=0.05),
+    "rmsprop-warm-restarts-clip": dict(optimizer="rmsprop", learning_rate="warm_restarts",
+                                       eta0=0.01, clip_grad_norm=0.5),
+    "adam-one-cycle-l1": dict(optimizer="adam", learning_rate="one_cycle", eta0=0.02,
+                              penalty="l1", alpha=1e-3),
+    "adamw-cyclic": dict(optimizer="adamw", learning_rate="cyclic", eta0=0.01),
+    "amsgrad-warmup-average": dict(optimizer="amsgrad", learning_rate="warmup_cosine",
+                                   eta0=0.02, average=200),
+    "nadam-multistep": dict(optimizer="nadam", learning_rate="multistep", eta0=0.02),
+    "radam-adaptive": dict(optimizer="radam", learning_rate="adaptive", eta0=0.02, tol=1e-4),
+    "lion-constant": dict(optimizer="lion", learning_rate="constant", eta0=1e-3),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(LINEAR_CASES))
+@pytest.mark.parametrize("problem", ["b", "c"])
+def test_logistic_gpu_path_equals_cpu(data, case, problem, dtype):
+    X, y = data[problem]
+    params = {**dict(batch_size=64, max_iter=4, tol=None, random_state=0), **LINEAR_CASES[case]}
+
+    def make(device):
+        return SGDLogistic(device=device, **params)
+
+    _close(*_pair(make, X.astype(dtype), y), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kwargs", [
+    dict(batch_size="full", max_iter=15),
+    dict(batch_size="full", max_iter=15, penalty="l1", alpha=1e-3),
+    dict(batch_size=50, optimizer="adam", learning_rate="constant", eta0=0.01, max_iter=4,
+         multi_class="ovr"),
+    dict(batch_size=50, optimizer="adam", learning_rate="constant", eta0=0.01, max_iter=30,
+         early_stopping=True, tol=1e-3, n_iter_no_change=3),
+    dict(batch_size=50, optimizer="momentum", learning_rate="constant", eta0=0.01, max_iter=4,
+         class_weight="balanced"),
+], ids=["full", "full-l1", "ovr", "early-stopping", "class-weight"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_logistic_gpu_path_modes_equal_cpu(data, kwargs, sparse, dtype):
+    X, y = data["c"]
+    X = X.astype(dtype)
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.7, X, 0.0).astype(dtype))
+
+    def make(device):
+        return SGDLogistic(device=device, random_state=0, **{"tol": None, **kwargs})
+
+    cpu, gpu = _pair(make, X, y)
+    _close(cpu, gpu, dtype)
+    if kwargs.get("early_stopping"):
+        assert_allclose(gpu.validation_scores_, cpu.validation_scores_)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss", ["squared", "huber", "epsilon_insensitive"])
+def test_regression_gpu_path_with_weights_equals_cpu(data, loss, dtype):
+    X, y = data["r"]
+
+    def make(device):
+        return SGDLinearRegression(loss=loss, optimizer="adam", learning_rate="cosine",
+                                   eta0=0.05, batch_size=32, max_iter=4, tol=None,
+                                   random_state=0, device=device)
+
+    _close(*_pair(make, X.astype(dtype), y.astype(dtype), sample_weight=data["sw"]), dtype)
+
+
+def test_partial_fit_and_warm_start_on_the_gpu_path_equal_cpu(data):
+    X, y = data["c"]
+    classes = np.unique(y)
+    models = {}
+    for device in ("cpu", "cuda"):
+        est = SGDLogistic(optimizer="adam", learning_rate="constant", eta0=0.01, batch_size=40,
+                          device=device, random_state=0)
+        for rows in np.array_split(np.arange(600), 3):
+            est.partial_fit(X[rows], y[rows], classes=classes)
+        warm = SGDLogistic(optimizer="adam", learning_rate="constant", eta0=0.01, batch_size=40,
+                           max_iter=3, tol=None, warm_start=True, device=device, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warm.fit(X, y)
+            warm.fit(X[:300], y[:300])
+        models[device] = (est, warm)
+    for cpu, gpu in zip(models["cpu"], models["cuda"], strict=True):
+        assert_allclose(gpu.coef_, cpu.coef_, rtol=1e-9, atol=1e-12)
+
+
+MLP_CASES = [
+    ("relu", "adam", "constant", None),
+    ("tanh", "nesterov", "invscaling", None),
+    ("logistic", "rmsprop", "cosine", 1.0),
+    ("identity", "adamw", "adaptive", None),
+    ("relu", "lion", "one_cycle", 0.5),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation, optimizer, schedule, clip", MLP_CASES)
+@pytest.mark.parametrize("problem", ["b", "c"], ids=["logistic-output", "softmax"])
+def test_mlp_classifier_gpu_path_equals_cpu(data, problem, activation, optimizer, schedule,
+                                             clip, dtype):
+    X, y = data[problem]
+
+    def make(device):
+        return SGDMLPClassifier(hidden_layer_sizes=(16, 8), activation=activation,
+                                optimizer=optimizer, learning_rate=schedule,
+                                learning_rate_init=0.01, batch_size=50, max_iter=4, tol=0.0,
+                                clip_grad_norm=clip, random_state=0, device=device)
+
+    cpu, gpu = _pair(make, X.astype(dtype), y)
+    rtol = RTOL[dtype]
+    for a, b in zip(cpu.coefs_ + cpu.intercepts_, gpu.coefs_ + gpu.intercepts_, strict=True):
+        assert b.dtype == dtype
+        assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+    assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=rtol * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mlp_regressor_multi_output_and_early_stopping_gpu_path_equal_cpu(data, dtype):
+    X, y = data["r"]
+    Y = np.column_stack([y, -0.5 * y + 1.0]).astype(dtype)
+
+    def make(device):
+        return SGDMLPRegressor(hidden_layer_sizes=(16,), batch_size=64, max_iter=12, tol=1e-4,
+                               early_stopping=True, n_iter_no_change=3, random_state=0,
+                               device=device)
+
+    cpu, gpu = _pair(make, X.astype(dtype), Y)
+    rtol = RTOL[dtype]
+    assert gpu.n_iter_ == cpu.n_iter_
+    for a, b in zip(cpu.coefs_, gpu.coefs_, strict=True):
+        assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+    assert_allclose(gpu.validation_scores_, cpu.validation_scores_, rtol=rtol, atol=rtol)
+
+
+def test_per_sample_sgd_on_the_gpu_asks_for_a_mini_batch(data):
+    X, y = data["b"]
+    est = SGDLogistic(device="cuda")
+    with pytest.raises(ValueError, match="batch_size=1 .*mini-batch"):
+        est.fit(X, y)
+    assert not hasattr(est, "coef_")
+
+
+def test_cuda_without_a_device_names_what_is_missing(monkeypatch, data):
+    monkeypatch.setattr(backend, "device_status", lambda: (False, "cupy cannot be imported"))
+    X, y = data["b"]
+    with pytest.raises(RuntimeError, match="no CUDA device.*cupy cannot be imported"):
+        SGDLogistic(device="cuda", batch_size=64).fit(X, y)
+    with pytest.raises(RuntimeError, match="cupy cannot be imported"):
+        SGDMLPClassifier(device="cuda").fit(X, y)
+    # 'auto' falls back to the CPU silently, with the CPU's model
+    auto = SGDLogistic(device="auto", batch_size=64, max_iter=3, tol=None,
+                       random_state=0).fit(X, y)
+    cpu = SGDLogistic(device="cpu", batch_size=64, max_iter=3, tol=None,
+                      random_state=0).fit(X, y)
+    np.testing.assert_array_equal(auto.coef_, cpu.coef_)
+
+
+def test_bad_device_and_precision_are_rejected_before_any_work(data):
+    X, y = data["b"]
+    with pytest.raises(ValueError, match="device must be one of"):
+        SGDLogistic(device="tpu").fit(X, y)
+    with pytest.raises(ValueError, match="mixed_precision must be"):
+        SGDLogistic(device="cuda", mixed_precision="int8").fit(X, y)
+    with pytest.raises(ValueError, match="needs device='cuda'"):
+        SGDMLPClassifier(device="cpu", mixed_precision="float16").fit(X, y)
+
+
+@pytest.mark.parametrize("estimator", ["logistic", "mlp"])
+def test_mixed_precision_float16_matches_float32_on_the_rounded_data(data, estimator):
+    # X held in float16 on the device, float32 arithmetic: the model is the float32 model of
+    # the float16-rounded X (up to float32 summation order), and close to float32 on X itself
+    X, y = data["c"]
+    X16 = X.astype(np.float16)
+    if estimator == "logistic":
+        def make(**kw):
+            return SGDLogistic(optimizer="adam", learning_rate="constant", eta0=0.01,
+                               batch_size=64, max_iter=5, tol=None, random_state=0, **kw)
+    else:
+        def make(**kw):
+            return SGDMLPClassifier(hidden_layer_sizes=(16,), batch_size=64, max_iter=5,
+                                    tol=0.0, random_state=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mixed = make(device="cuda", mixed_precision="float16").fit(X, y)
+        rounded = make(device="cpu").fit(X16.astype(np.float32), y)
+        full = make(device="cpu").fit(X.astype(np.float32), y)
+    first = (lambda m: m.coef_) if estimator == "logistic" else (lambda m: m.coefs_[0])
+    assert first(mixed).dtype == np.float32
+    assert_allclose(first(mixed), first(rounded), rtol=2e-4, atol=2e-4)
+    assert abs(mixed.loss_curve_[-1] - full.loss_curve_[-1]) < 1e-2 * full.loss_curve_[-1]
+
+
+def test_gpu_fitted_model_pickles_and_predicts_like_the_cpu(data):
+    X, y = data["c"]
+    gpu = SGDLogistic(optimizer="adam", learning_rate="constant", eta0=0.01, batch_size=64,
+                      max_iter=3, tol=None, random_state=0, device="cuda").fit(X, y)
+    assert isinstance(gpu.coef_, np.ndarray)
+    back = pickle.loads(pickle.dumps(gpu))
+    np.testing.assert_array_equal(back.predict_proba(X), gpu.predict_proba(X))
+    cpu = SGDLogistic(optimizer="adam", learning_rate="constant", eta0=0.01, batch_size=64,
+                      max_iter=3, tol=None, random_state=0).fit(X, y)
+    assert np.mean(back.predict(X) == cpu.predict(X)) == 1.0
