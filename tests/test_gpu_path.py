@@ -4,7 +4,9 @@ for the host (gdsolve.gpu.host_emulation). A GPU-path fit equals the CPU fit of 
 with the same batch order, within a per-dtype tolerance (the products are summed in another
 order: cuBLAS-style matmul against the CPU's own loops), over estimator x optimizer x schedule x
 penalty x dtype x dense/sparse; plus the GPU path's own rules (errors, mixed precision, outputs).
-The same tests against a real device live in tests/test_gpu_device.py.
+Every test also runs on a real device when there is one (marked `gpu`: `pytest -m gpu`);
+tests/test_gpu_device.py holds what only a device can show (CuPy arrays in and out, no host copy
+of X, CUDA graphs).
 """
 
 import pickle
@@ -35,14 +37,18 @@ pytestmark = pytest.mark.skipif(not HAS_COMPILER, reason="needs a host C++ compi
 RTOL = {np.float64: 1e-9, np.float32: 2e-4}
 
 
-@pytest.fixture(autouse=True)
-def emulated_gpu(monkeypatch, tmp_path_factory):
-    """device='cuda' runs the GPU path on the CPU emulation."""
+@pytest.fixture(autouse=True, params=["emulated", pytest.param("cuda", marks=pytest.mark.gpu)])
+def gpu_runtime(request, monkeypatch, tmp_path_factory):
+    """device='cuda' runs on the CPU emulation, and (marked `gpu`) on a real device."""
+    if request.param == "cuda":
+        if not backend.cuda_available():
+            pytest.skip("needs a CUDA device; CuPy sees none")
+        return gpu_inputs.runtime_for()
     monkeypatch.setenv("GDSOLVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kernels"))
     runtime = emulated_runtime()
     monkeypatch.setattr(backend, "device_status", lambda: (True, ""))
     monkeypatch.setattr(gpu_inputs, "runtime_for", lambda: runtime)
-    yield runtime
+    return runtime
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +227,7 @@ def test_per_sample_sgd_on_the_gpu_asks_for_a_mini_batch(data):
     assert not hasattr(est, "coef_")
 
 
-def test_cuda_without_a_device_names_what_is_missing(monkeypatch, data):
+def test_cuda_without_a_device_names_what_is_missing(monkeypatch, data, gpu_runtime):
     monkeypatch.setattr(backend, "device_status", lambda: (False, "cupy cannot be imported"))
     X, y = data["b"]
     with pytest.raises(RuntimeError, match="no CUDA device.*cupy cannot be imported"):
