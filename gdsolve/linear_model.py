@@ -557,6 +557,7 @@ _COMMON_DOC = """
     mixed_precision : {None, 'float16', 'bfloat16'}, default=None
         On the GPU, hold X in this 2-byte dtype (half the memory and the reads); parameters,
         products, accumulation and updates stay float32. float16 CuPy input implies 'float16'.
+        Dense X only; 'bfloat16' needs ml_dtypes.
 
     Attributes
     ----------

@@ -210,3 +210,60 @@ def test_busy_machine_runs_single_threaded_and_says_so(monkeypatch, tmp_path):
     assert any("busy" in note and "--threads" in note for note in report["notes"])
     if before is not None:
         assert _os.sched_getaffinity(0) == before  # restored after the run
+
+
+@pytest.fixture
+def emulated_gpu(monkeypatch, tmp_path_factory):
+    """device='cuda' on the CPU emulation of the GPU path (as tests/test_gpu_path.py)."""
+    import gdsolve.gpu.backend as backend
+    import gdsolve.gpu.inputs as gpu_inputs
+    from gdsolve.gpu.device import emulated_runtime
+
+    monkeypatch.setenv("GDSOLVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kernels"))
+    runtime = emulated_runtime()
+    monkeypatch.setattr(backend, "device_status", lambda: (True, ""))
+    monkeypatch.setattr(gpu_inputs, "runtime_for", lambda: runtime)
+    return runtime
+
+
+def test_gpu_section_on_the_emulation_measures_every_case_against_the_cpu(emulated_gpu):
+    from gdsolve.bench import gpu
+
+    section = gpu.run_gpu_section("quick", 0, 1, torch=None, runtime=emulated_gpu)
+    assert section["available"] and section["emulated"]
+    rows = section["rows"]
+    cases = {row["case"] for row in rows}
+    assert len(cases) == 3 and len(rows) == 6
+    assert {row["device"] for row in rows} == {"cpu", "cuda"}
+    for row in rows:
+        assert row["epoch_time"] >= 0 and row["fit_time"] > 0
+        chance = 0.1 if "MLP" in row["case"] else 0.5  # 10 classes; two
+        assert math.isfinite(row["objective"]) and chance + 0.1 < row["score"] <= 1.0
+        if row["device"] == "cuda":
+            # the same model as the CPU path's: float32 summation order only
+            assert row["pair"] == "gdsolve (cpu)" and row["objective_diff"] < 1e-4
+    # the objective column is the documented formula at the model
+    X, y, _, _ = gpu._logistic_data(300, 5, 10, 1)
+    w, b = np.arange(5) / 10.0, np.array([0.2])
+    s = np.where(y == 1, 1.0, -1.0)
+    expected = np.mean(np.log1p(np.exp(-s * (X.astype(float) @ w + 0.2)))) + 0.5e-4 * w @ w
+    assert gpu._logistic_objective(w, b, X, y) == pytest.approx(expected, rel=1e-12)
+    assert 0 < section["floor"] and section["bandwidth"] > 0
+    verdicts = {v["target"]: v for v in section["targets"]}
+    assert any("objective within" in t for t in verdicts)
+    text = "\n".join(gpu.format_gpu_section(section))
+    assert "floor" in text and "gdsolve (cuda)" in text
+
+
+def test_gpu_suite_without_a_device_says_so(monkeypatch, tmp_path):
+    import gdsolve.gpu.backend as backend
+
+    monkeypatch.setattr(backend, "device_status", lambda: (False, "no driver"))
+    code = bench.main(["--suite", "gpu", "--quick", "--no-plots", "--quiet", "--no-torch",
+                       "--out", str(tmp_path)])
+    assert code == 0
+    with open(tmp_path / "bench.json") as fh:
+        report = json.load(fh)
+    assert report["gpu"]["available"] is False
+    assert "no CUDA device (no driver)" in report["gpu"]["note"]
+    assert "no CUDA device" in (tmp_path / "results.md").read_text()

@@ -24,7 +24,12 @@ from gdsolve.gpu.backend import (
 )
 
 HAS_DEVICE = cuda_available()
-requires_gpu = pytest.mark.skipif(not HAS_DEVICE, reason="needs a CUDA device; CuPy sees none")
+
+
+def requires_gpu(test):
+    """Marked `gpu` (pytest -m gpu) and skipped without a device."""
+    skip = pytest.mark.skipif(not HAS_DEVICE, reason="needs a CUDA device; CuPy sees none")
+    return pytest.mark.gpu(skip(test))
 
 
 # ---- device detection --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from gdsolve.bench import env
+from gdsolve.bench import env, gpu
 from gdsolve.bench.cases import (
     ADAM_BATCH,
     ADAM_LR,
@@ -153,6 +153,9 @@ def _run(args, threads):
     if "closed-form" in suites:
         crossover_case_fits = (1 + repeats) * 3 + sizes["trace_points"] + 2
         n_fits += crossover_case_fits * len(sizes["crossover"][1])
+    gpu_repeats = min(repeats, 3)
+    if "gpu" in suites:
+        n_fits += gpu.gpu_fit_count(gpu_repeats, torch)
     progress = None
     if tqdm is not None and not args.quiet:
         progress = tqdm.tqdm(total=n_fits, desc="gdsolve bench", unit="fit", file=sys.stderr,
@@ -163,6 +166,8 @@ def _run(args, threads):
             records.append(run_case(case, repeats, sizes["trace_points"], progress))
         crossover = (run_crossover(sizes, dtype, args.seed, repeats, targets, progress,
                                    args.n_samples) if "closed-form" in suites else None)
+        gpu_section = (gpu.run_gpu_section(preset, args.seed, gpu_repeats, torch, progress)
+                       if "gpu" in suites else None)
     finally:
         if progress is not None:
             progress.close()
@@ -185,6 +190,7 @@ def _run(args, threads):
         "machine": machine_info(torch),
         "cases": records,
         "crossover": crossover,
+        "gpu": gpu_section,
         "notes": list(dict.fromkeys(notes)),
     }
     report["wall_time"] = time.perf_counter() - started
@@ -207,6 +213,8 @@ def main(argv=None, prog="gdsolve bench"):
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     print(format_table(report))
+    if report.get("gpu") is not None:
+        print("\n" + "\n".join(gpu.format_gpu_section(report["gpu"])))
     for note in report["notes"]:
         print(f"note: {note}")
     print(f"\nratios are gdsolve/peer (below 1: gdsolve faster). Wrote {args.out}/bench.json, "

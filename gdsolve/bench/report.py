@@ -116,6 +116,11 @@ def format_markdown(report, image_prefix=""):
                     value = None if entry is None else entry["time_to_gap"].get(key)
                     cells.append(_fmt(value, "time") if value is not None else "not reached")
                 lines.append(f"| {row['n_features']} | " + " | ".join(cells) + " |")
+    if report.get("gpu") is not None:
+        from gdsolve.bench.gpu import format_gpu_section
+
+        lines += ["", "GPU section (`--suite gpu`):", ""]
+        lines += format_gpu_section(report["gpu"], markdown=True)
     if report["notes"]:
         lines += [""] + [f"- {note}" for note in report["notes"]]
     images = report.get("images") or []

@@ -1,5 +1,5 @@
 """The suites: which cases each suite builds (data set, problem, dtype) and which peers each
-gdsolve solver is paired with; the "gpu" suite's cases.
+gdsolve solver is paired with (the "gpu" suite is gdsolve.bench.gpu's).
 
 Called by gdsolve.bench.cli (build_cases).
 """
@@ -7,7 +7,6 @@ Called by gdsolve.bench.cli (build_cases).
 import scipy.sparse as sp
 
 from gdsolve import reference as ref
-from gdsolve.bench import env
 from gdsolve.bench.cases import (
     ALPHA,
     MLP_ALPHA,
@@ -141,34 +140,5 @@ def build_cases(suites, sizes, dtype, seed, torch, n_samples=None, n_features=No
         ]
         case.solvers = [s for s in solvers if s is not None]
         cases.append(case)
-    if "gpu" in suites:
-        cases.extend(_gpu_cases(sizes, dtype, seed, n_samples, n_features))
     return cases
 
-
-def _gpu_cases(sizes, dtype, seed, n_samples, n_features):
-    """gdsolve device='cuda' against its own CPU path and PyTorch CUDA (when both exist)."""
-    gpu = env._optional("gdsolve.gpu")
-    module = env._optional("gdsolve.linear_model")
-    available = gpu is not None and gpu.cuda_available()
-    cls = getattr(module, "SGDLogistic", None) if module is not None else None
-    takes_device = cls is not None and "device" in cls().get_params()
-    n, p = sizes["logistic"]
-    X, y = _synthetic_classification(n_samples or n, n_features or p, 2, seed)
-    case = _make_case(f"GPU binary {X.shape[0]}x{X.shape[1]}", "gpu", "binary", "synthetic", X,
-                      y, seed, dtype, ref.Problem(loss="log_loss", penalty="l2", alpha=ALPHA))
-    if not available:
-        case.notes.append("gpu suite skipped: no CUDA device (gdsolve.gpu.cuda_available())")
-        return [case]
-    if not takes_device:
-        case.notes.append("gpu suite skipped: the linear estimators do not take device= yet")
-        return [case]
-    solvers = [
-        _gdsolve_linear(case, "full-batch", sizes["full_epochs"], seed, case.notes),
-        _gdsolve_linear(case, "full-batch", sizes["full_epochs"], seed, case.notes,
-                        device="cuda"),
-    ]
-    case.solvers = [s for s in solvers if s is not None]
-    if len(case.solvers) == 2:
-        case.solvers[1].pair = case.solvers[0].name  # CPU / GPU ratio
-    return [case]

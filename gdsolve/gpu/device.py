@@ -49,10 +49,16 @@ def resolve_device(device, X, name):
 
 
 def to_host(a):
-    """A NumPy array (or SciPy sparse matrix) of a possibly-CuPy input; NumPy passes through."""
+    """A NumPy array (or SciPy sparse matrix) of a possibly-CuPy input; NumPy passes through.
+    Dense copies go through cupy.asnumpy, as Runtime.asnumpy's do: the one door for
+    device-to-host copies of arrays, which tests/test_gpu_device.py counts."""
     if a is None or not is_cupy_array(a):
         return a
-    return a.get()
+    import cupy
+
+    if isinstance(a, cupy.ndarray):
+        return cupy.asnumpy(a)
+    return a.get()  # a cupyx.scipy.sparse matrix
 
 
 @dataclass(frozen=True)

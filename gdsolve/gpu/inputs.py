@@ -47,7 +47,16 @@ def fit_place(est, X):
     if storage is None and X is not None and getattr(X, "dtype", None) is not None:
         if np.dtype(X.dtype) == np.float16:
             storage = np.dtype(np.float16)  # float16 input: mixed precision as given
+    if storage is not None and _is_sparse(X):
+        raise ValueError(f"{name}: mixed_precision={mixed!r} holds a dense X in a 2-byte dtype; "
+                         "sparse X is held in float32: pass mixed_precision=None")
     return FitPlace("cuda", storage)
+
+
+def _is_sparse(X):
+    import scipy.sparse
+
+    return scipy.sparse.issparse(X) or type(X).__module__.startswith("cupyx.scipy.sparse")
 
 
 def runtime_for():
