@@ -345,3 +345,24 @@ def test_gpu_linear_gradient_matches_cpu(loss, param, dtype):
     np.testing.assert_allclose(r_gpu.get(), r_cpu, **tol)
     np.testing.assert_allclose(loss_gpu.get(), sw * value, **tol)
     np.testing.assert_allclose(grad_gpu.get(), grad_cpu, **tol)
+
+
+def test_compiled_modules_are_memoised_per_process_and_keyed_on_the_headers(monkeypatch):
+    import gdsolve.gpu.kernels as kernels_module
+
+    built = []
+
+    def factory(code, options, name_expressions):
+        built.append(options)
+        return object()
+
+    first = backend.compile_module("clip", np.float64, factory)
+    assert backend.compile_module("clip", np.float64, factory) is first
+    assert len(built) == 1
+    backend.compile_module("clip", np.float32, factory)
+    assert len(built) == 2
+    # an edited header tree has another hash: the module is built again, with the new key
+    monkeypatch.setattr(kernels_module, "header_hash", lambda include_dir=None: "0" * 64)
+    again = backend.compile_module("clip", np.float64, factory)
+    assert again is not first and len(built) == 3
+    assert "-DGDSOLVE_HEADERS=" + "0" * 64 in built[-1]

@@ -129,11 +129,12 @@ def compile_module(name, dtype, module_factory=None):
     dtype_name = _ctype(dtype)
     if module_factory is None:
         require_cuda()
-    return _compile_module_cached(name, dtype_name, module_factory)
+    # keyed on the options too: they carry the header hash, so edited headers recompile
+    return _compile_module_cached(name, dtype_name, module_factory, kernels.compile_options())
 
 
 @functools.lru_cache(maxsize=None)
-def _compile_module_cached(name, dtype_name, module_factory=None):
+def _compile_module_cached(name, dtype_name, module_factory, options):
     if module_factory is None:
         import cupy
 
@@ -141,7 +142,7 @@ def _compile_module_cached(name, dtype_name, module_factory=None):
     ctype = kernels.CTYPES[dtype_name]
     raw = module_factory(
         code=kernels.module_source(name),
-        options=kernels.compile_options(),
+        options=options,
         name_expressions=kernels.name_expressions(name, (ctype,)),
     )
     return GpuModule(name, dtype_name, raw)
