@@ -70,5 +70,7 @@ __global__ void mlp_step_kernel(gds::MlpConfig m, gds::OptimizerConfig o,
                                 const gds::MlpStepPlan<T>* plan, long long n_coef, T* P,
                                 const T* G, T* s0, T* s1, T* s2, long long n) {
     const gds::MlpStepPlan<T> p = *plan;
-    GDS_GRID_STRIDE_LOOP(j, n) { gds::mlp_step_element<T>(m, o, p, j, n_coef, P, G[j], s0, s1, s2); }
+    GDS_GRID_STRIDE_LOOP(j, n) {
+        gds::mlp_step_element<T>(m, o, p, j, n_coef, P, G[j], s0, s1, s2);
+    }
 }
