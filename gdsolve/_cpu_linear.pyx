@@ -130,6 +130,11 @@ cdef class LinearExecutor:
         K = int(model["n_outputs"][0])
         if K < 1:
             raise ValueError("n_outputs must be >= 1")
+        code = int(optimizer["code"][0])
+        if code == 8:  # gds::Optimizer::MUON
+            raise ValueError("the linear executor does not run Muon (an MLP rule)")
+        if code == 9 and int(model["loss"][0]) not in (0, 3, 4):  # SOPHIA: SQUARED, LOG, SOFTMAX
+            raise ValueError("Sophia's Hessian estimate needs the squared, log or softmax loss")
         if int(driver["patience"][0]) < 1:
             raise ValueError("n_iter_no_change must be >= 1")
         y = check_vector(y, dtype, n_rows, "y")
