@@ -10,6 +10,9 @@ about every 0.1 s). No math here.
 
 import numpy as np
 
+from gdsolve._codes import Loss
+from gdsolve._codes import Optimizer as OptimizerCode
+
 cimport numpy as cnp
 from libc.stdint cimport int32_t, uint32_t
 from libcpp.memory cimport unique_ptr
@@ -131,9 +134,10 @@ cdef class LinearExecutor:
         if K < 1:
             raise ValueError("n_outputs must be >= 1")
         code = int(optimizer["code"][0])
-        if code == 8:  # gds::Optimizer::MUON
+        if code == OptimizerCode.MUON:
             raise ValueError("the linear executor does not run Muon (an MLP rule)")
-        if code == 9 and int(model["loss"][0]) not in (0, 3, 4):  # SOPHIA: SQUARED, LOG, SOFTMAX
+        if code == OptimizerCode.SOPHIA and int(model["loss"][0]) not in (
+                Loss.SQUARED, Loss.LOG, Loss.SOFTMAX):
             raise ValueError("Sophia's Hessian estimate needs the squared, log or softmax loss")
         if int(driver["patience"][0]) < 1:
             raise ValueError("n_iter_no_change must be >= 1")
