@@ -78,6 +78,7 @@ cdef extern from "gdsolve/cpu/fit_setup.h" namespace "gds":
         double score(const StateView[T]& s) nogil
     cdef struct FitSetup:
         OptimizerConfig optimizer
+        OptimizerConfig companion
         ScheduleConfig schedule
         DriverConfig driver
         CpuConfig cpu
@@ -183,9 +184,17 @@ cdef inline double runner_score(EpochRunner[state_float]* runner,
 
 
 cdef inline int fill_fit_setup(FitSetup& fit, object optimizer, object schedule, object driver,
-                               object cpu, double interrupt_interval) except -1:
-    """A CPU executor's FitSetup from the records, with the Ctrl-C poll below."""
+                               object cpu, double interrupt_interval,
+                               object companion=None) except -1:
+    """A CPU executor's FitSetup from the records, with the Ctrl-C poll below. `companion`
+    (an OptimizerConfig record, or None: the header's defaults) is Muon's companion rule."""
+    from gdsolve import _structs
+
     fit.optimizer = (<OptimizerConfig*>struct_ptr(optimizer, "OptimizerConfig",
+                                                  sizeof(OptimizerConfig)))[0]
+    if companion is None:
+        companion = _structs.record("OptimizerConfig")
+    fit.companion = (<OptimizerConfig*>struct_ptr(companion, "OptimizerConfig",
                                                   sizeof(OptimizerConfig)))[0]
     fit.schedule = (<ScheduleConfig*>struct_ptr(schedule, "ScheduleConfig",
                                                 sizeof(ScheduleConfig)))[0]

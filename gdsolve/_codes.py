@@ -34,6 +34,18 @@ class Optimizer(IntEnum):
     NADAM = 5
     RADAM = 6
     LION = 7
+    MUON = 8
+    SOPHIA = 9
+
+
+class MuonAdjustLr(IntEnum):
+    ORIGINAL = 0
+    MATCH_RMS_ADAMW = 1
+
+
+class HessianEstimator(IntEnum):
+    GNB = 0
+    EXACT = 1
 
 
 class Schedule(IntEnum):
@@ -81,5 +93,5 @@ class FitStatus(IntEnum):
     INTERRUPTED = 3
 
 
-ALL_CODE_ENUMS = (Loss, Activation, Penalty, Optimizer, Schedule, CyclicMode, Anneal, Clip,
-                  PlateauMode, FitStatus)
+ALL_CODE_ENUMS = (Loss, Activation, Penalty, Optimizer, MuonAdjustLr, HessianEstimator, Schedule,
+                  CyclicMode, Anneal, Clip, PlateauMode, FitStatus)

@@ -10,6 +10,7 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.stdint cimport uint32_t, uint64_t
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from gdsolve._cdefs cimport (
     CodeEntry, FitScalars, DriverConfig, LinearConfig, OptimizerConfig, OptimizerScalars,
@@ -23,6 +24,27 @@ cdef extern from "gdsolve/math/optimizers.h" namespace "gds":
                                        double momentum_override) nogil
     void optimizer_update_array[T](const OptimizerConfig& c, const OptimizerStep& st, T* w,
                                    const T* g, T* s0, T* s1, T* s2, gds_int64 n) nogil
+
+ctypedef void (*dgemm_fn)(char*, char*, int*, int*, int*, double*, double*, int*, double*, int*,
+                          double*, double*, int*) noexcept nogil
+ctypedef void (*sgemm_fn)(char*, char*, int*, int*, int*, float*, float*, int*, float*, int*,
+                          float*, float*, int*) noexcept nogil
+
+cdef extern from "gdsolve/cpu/blas.h" namespace "gds":
+    cdef cppclass RowMajorGemm[T]:
+        pass
+    RowMajorGemm[double] row_major_gemm(dgemm_fn gemm) nogil
+    RowMajorGemm[float] row_major_gemm(sgemm_fn gemm) nogil
+
+cdef extern from "gdsolve/math/muon.h" namespace "gds":
+    gds_int64 newton_schulz_scratch(gds_int64 R, gds_int64 C) nogil
+    void muon_matrix_update[T, G](const G& gemm, const OptimizerConfig& c,
+                                  const OptimizerStep& st, T* w, const T* g, T* buf, gds_int64 R,
+                                  gds_int64 C, double A, double B, T* u, T* scratch) nogil
+
+cdef extern from "gdsolve/math/sophia.h" namespace "gds":
+    void hessian_ema "gds::sophia_hessian_ema"[T](double beta2, T& h, T hhat) nogil
+    double sophia_uniform(uint64_t key, gds_int64 t, gds_int64 row, int q) nogil
 
 cdef extern from "gdsolve/math/schedules.h" namespace "gds":
     double optimal_t0(double alpha, double dloss_at_minus_typw) nogil
@@ -203,6 +225,61 @@ def optimizer_step(config, floating[::1] w, const floating[::1] g, floating[::1]
     out = _structs.as_dict(scalars)
     used = _structs.as_dict(step_rec)
     return out["step"], out["mu_product"], used["lr"], used["momentum"]
+
+
+def muon_step(config, floating[:, ::1] w, const floating[:, ::1] g, floating[:, ::1] buf,
+              long step, double lr, double momentum_override=-1.0):
+    """One Muon step (math/muon.h) of the matrix w (rows x cols, in place, torch's shape: A =
+    rows, B = cols) with gradient g and momentum buffer buf. Returns the new step count."""
+    from gdsolve import _structs
+
+    cdef OptimizerConfig c = _optimizer(config)
+    cdef gds_int64 rows = w.shape[0], cols = w.shape[1]
+    if g.shape[0] != rows or g.shape[1] != cols or buf.shape[0] != rows or buf.shape[1] != cols:
+        raise ValueError(f"grads and the momentum buffer must have the shape of params "
+                         f"{(rows, cols)}")
+    if rows == 0 or cols == 0:
+        return step + 1
+    scalars = _structs.record("OptimizerScalars", {"step": step, "mu_product": 1.0})
+    cdef OptimizerScalars* sc = <OptimizerScalars*>struct_ptr(
+        scalars, "OptimizerScalars", sizeof(OptimizerScalars), True)
+    dtype = np.float64 if floating is double else np.float32
+    u = np.empty(rows * cols, dtype=dtype)
+    scratch = np.empty(newton_schulz_scratch(rows, cols), dtype=dtype)
+    cdef floating[::1] uv = u
+    cdef floating[::1] sv = scratch
+    cdef OptimizerStep st
+    with nogil:
+        st = optimizer_begin_step(c, sc[0], lr, momentum_override)
+        if floating is double:
+            muon_matrix_update[double, RowMajorGemm[double]](
+                row_major_gemm(<dgemm_fn>dgemm), c, st, &w[0, 0], &g[0, 0], &buf[0, 0], rows,
+                cols, <double>rows, <double>cols, &uv[0], &sv[0])
+        else:
+            muon_matrix_update[float, RowMajorGemm[float]](
+                row_major_gemm(<sgemm_fn>sgemm), c, st, &w[0, 0], &g[0, 0], &buf[0, 0], rows,
+                cols, <double>rows, <double>cols, &uv[0], &sv[0])
+    return _structs.as_dict(scalars)["step"]
+
+
+def sophia_hessian_ema(double beta2, floating[::1] h, const floating[::1] hhat):
+    """h <- beta2 h + (1 - beta2) hhat in place (math/sophia.h)."""
+    cdef gds_int64 i, n = h.shape[0]
+    if hhat.shape[0] != n:
+        raise ValueError(f"the Hessian estimate has {hhat.shape[0]} elements, the state {n}")
+    with nogil:
+        for i in range(n):
+            hessian_ema(beta2, h[i], hhat[i])
+
+
+def sophia_uniforms(uint64_t key, gds_int64 t, const gds_int64[::1] rows, int q):
+    """Sophia's draw q of each training row at step t (math/sophia.h: sophia_uniform)."""
+    out = np.empty(rows.shape[0])
+    cdef double[::1] o = out
+    cdef Py_ssize_t i
+    for i in range(rows.shape[0]):
+        o[i] = sophia_uniform(key, t, rows[i], q)
+    return out
 
 
 # ---- schedules and the epoch driver's rules ----

@@ -10,6 +10,9 @@ about every 0.1 s). No math here.
 
 import numpy as np
 
+from gdsolve._codes import Loss
+from gdsolve._codes import Optimizer as OptimizerCode
+
 cimport numpy as cnp
 from libc.stdint cimport int32_t, uint32_t
 from libcpp.memory cimport unique_ptr
@@ -130,6 +133,12 @@ cdef class LinearExecutor:
         K = int(model["n_outputs"][0])
         if K < 1:
             raise ValueError("n_outputs must be >= 1")
+        code = int(optimizer["code"][0])
+        if code == OptimizerCode.MUON:
+            raise ValueError("the linear executor does not run Muon (an MLP rule)")
+        if code == OptimizerCode.SOPHIA and int(model["loss"][0]) not in (
+                Loss.SQUARED, Loss.LOG, Loss.SOFTMAX):
+            raise ValueError("Sophia's Hessian estimate needs the squared, log or softmax loss")
         if int(driver["patience"][0]) < 1:
             raise ValueError("n_iter_no_change must be >= 1")
         y = check_vector(y, dtype, n_rows, "y")

@@ -10,6 +10,8 @@ predict are one nogil call each. No math here.
 
 import numpy as np
 
+from gdsolve._codes import Optimizer as OptimizerCode
+
 cimport numpy as cnp
 from libc.stdint cimport int32_t, uint32_t
 from libcpp.memory cimport unique_ptr
@@ -181,10 +183,22 @@ def team_size(int n_threads, gds_int64 batch_size):
     return mlp_team_size(n_threads, batch_size)
 
 
+def _check_rule(optimizer, companion):
+    code = int(optimizer["code"][0])
+    if code == OptimizerCode.MUON:  # an elementwise companion for what is not a hidden matrix
+        if companion is None:
+            raise ValueError("Muon needs a companion OptimizerConfig record")
+        if int(companion["code"][0]) in (OptimizerCode.MUON, OptimizerCode.SOPHIA):
+            raise ValueError("Muon's companion must be an elementwise rule (not Muon or Sophia)")
+    if code == OptimizerCode.SOPHIA and int(optimizer["hessian_estimator"][0]) != 0:
+        raise ValueError("the MLP runs Sophia with the GNB estimator only (hessian_estimator 0)")
+
+
 cdef class MlpExecutor:
     """The CPU executor of one MLP fit: layer sizes `units` (n_features, hidden..., n_outputs),
     the training and validation data (MlpArrays; validation with 0 rows: none) and the config
-    records (gdsolve._structs) of the network, optimizer, schedule, driver and threads."""
+    records (gdsolve._structs) of the network, optimizer, schedule, driver and threads;
+    `companion`: Muon's companion rule (an OptimizerConfig record; required with Muon)."""
 
     cdef unique_ptr[MlpCpuRunner[double]] r64
     cdef unique_ptr[MlpCpuRunner[float]] r32
@@ -193,12 +207,14 @@ cdef class MlpExecutor:
     cdef readonly bint has_validation
     cdef object _keep
 
-    def __init__(self, units, model, optimizer, schedule, driver, cpu, train, val):
+    def __init__(self, units, model, optimizer, schedule, driver, cpu, train, val,
+                 companion=None):
         cdef gds_int64[::1] units_v = np.ascontiguousarray(units, dtype=np.int64)
         cdef MlpSetup setup
         setup.shape = _shape(units_v, int(model["activation"][0]), int(model["loss"][0]))
         setup.model = (<MlpConfig*>struct_ptr(model, "MlpConfig", sizeof(MlpConfig)))[0]
-        fill_fit_setup(setup.fit, optimizer, schedule, driver, cpu, 0.1)
+        _check_rule(optimizer, companion)
+        fill_fit_setup(setup.fit, optimizer, schedule, driver, cpu, 0.1, companion)
         if train.n_rows < 1:
             raise ValueError("the training set is empty")
         if val.n_rows > 0 and val.dtype != train.dtype:

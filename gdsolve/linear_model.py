@@ -51,7 +51,7 @@ from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve.gpu import inputs as gpu_inputs
 from gdsolve.gpu.linear import GpuLinearExecutor
-from gdsolve.optim import Optimizer
+from gdsolve.optim import Muon, Optimizer, Sophia
 from gdsolve.schedules import Constant, InvScaling, Optimal, ReduceLROnPlateau, Schedule
 
 __all__ = ["SGDLinearRegression", "SGDLogistic"]
@@ -75,6 +75,7 @@ _PENALTIES = {None: Penalty.NONE, "none": Penalty.NONE, "l2": Penalty.L2, "l1": 
 _REGRESSION_LOSSES = {"squared": Loss.SQUARED, "squared_error": Loss.SQUARED,
                       "huber": Loss.HUBER, "epsilon_insensitive": Loss.EPSILON_INSENSITIVE}
 _CLASSIFICATION_LOSSES = {"log_loss": Loss.LOG, "log": Loss.LOG}
+_LOSS_CODES = {**_REGRESSION_LOSSES, **_CLASSIFICATION_LOSSES}
 # Curvature bound of each loss in the prediction (for the full-batch step 1/L); the
 # epsilon-insensitive loss is not smooth, 1 gives the step a squared loss would have.
 _LOSS_CURVATURE = {Loss.SQUARED: 1.0, Loss.HUBER: 1.0, Loss.EPSILON_INSENSITIVE: 1.0,
@@ -235,6 +236,15 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
         if not isinstance(self.optimizer, (str, Optimizer)):
             raise ValueError(f"{name}: optimizer must be a name or a gdsolve.optim.Optimizer, "
                              f"got {self.optimizer!r}")
+        rule = self.optimizer.lower() if isinstance(self.optimizer, str) else self.optimizer
+        if rule == "muon" or isinstance(rule, Muon):
+            raise ValueError(f"{name}: Muon is offered for the MLP estimators' hidden weight "
+                             "matrices only; on the multinomial model it was no consistent gain "
+                             "over Adam (docs/optimizers.md)")
+        if (rule == "sophia" or isinstance(rule, Sophia)) and _LOSS_CODES[self.loss] not in (
+                Loss.SQUARED, Loss.LOG):
+            raise ValueError(f"{name}: Sophia's Hessian estimate needs the squared or log loss, "
+                             f"got loss={self.loss!r}")
         if self.learning_rate in ("constant", "invscaling", "adaptive") and self.eta0 <= 0 \
                 and not isinstance(self.optimizer, Optimizer):
             raise ValueError(f"{name}: eta0 must be > 0 with learning_rate="
@@ -394,6 +404,8 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
             raise ValueError(f"{name}: batch_size=1 is per-sample SGD, which runs on the CPU only; "
                              "on the GPU use a mini-batch (e.g. batch_size=256) or "
                              "batch_size='full', or set device='cpu'")
+        if on_gpu:
+            gpu_inputs.check_gpu_optimizer(name, opt)
         Xloop = X if on_gpu else self._loop_X(X)
         new_states, reports = [], []
         for k, (y_k, state) in enumerate(zip(targets, states, strict=True)):
@@ -514,7 +526,9 @@ _COMMON_DOC = """
     fit_intercept : bool, default=True
     optimizer : str or gdsolve.optim.Optimizer, default='sgd'
         Update rule: 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw',
-        'amsgrad', 'nadam', 'radam', 'lion', or an Optimizer object (its own lr is used).
+        'amsgrad', 'nadam', 'radam', 'lion', 'sophia' (squared and log losses; Sophia(estimator=
+        'exact') uses the exact Gauss-Newton diagonal instead of the sampled GNB estimate), or an
+        Optimizer object (its own lr is used). Muon is an MLP rule and is refused here.
     learning_rate : str or gdsolve.schedules.Schedule
         'optimal' and 'invscaling' are scikit-learn's per-sample schedules (t counts samples);
         with ``batch_size='full'`` they become the constant step 1/L (L the Lipschitz constant of

@@ -37,6 +37,7 @@ from gdsolve._codes import Activation, Clip, Loss, PlateauMode
 from gdsolve._codes import Schedule as ScheduleCode
 from gdsolve.gpu import inputs as gpu_inputs
 from gdsolve.gpu import mlp as gpu_mlp
+from gdsolve.optim import Muon, Sophia
 
 __all__ = ["SGDMLPClassifier", "SGDMLPRegressor"]
 
@@ -85,6 +86,23 @@ def unpack_parameters(flat, layer_units):
 # and the samples-seen count carry over); `plateau_lr` is the schedule's base rate.
 _OPTIMIZER_RESET = dict(step=0, optimizer_step=0, mu_product=1.0, lr_factor=1.0,
                         plateau_best=np.inf, plateau_bad_epochs=0, plateau_cooldown=0)
+
+
+def _initial_slots(optimizer, companion, params, units, dtype):
+    """The optimizer state slots of a fresh fit. Muon (model/mlp.h): its momentum buffer (slot 0)
+    starts at zero on the hidden layers' matrices, the companion's state (its init_state) on the
+    rest of the vector, which is the tail from the output layer's coefficients on."""
+    if companion is None:
+        init = optimizer.init_state(params)
+        return [np.ascontiguousarray(init[name], dtype=dtype)
+                for name in optimizer.state_slot_names]
+    init = companion.init_state(params)
+    slots = [np.ascontiguousarray(init[name], dtype=dtype) for name in companion.state_slot_names]
+    if not slots:
+        slots = [np.zeros_like(params)]
+    hidden = sum(a * b for a, b in zip(units[:-2], units[1:-1], strict=True))
+    slots[0][:hidden] = 0
+    return slots
 
 
 def _verbose_printer(verbose):
@@ -285,6 +303,13 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         seed = int(rs.randint(np.iinfo(np.int32).max))  # the shuffling generator's seed
 
         optimizer, base_lr = resolve_optimizer(self.optimizer, self.learning_rate_init)
+        if place.gpu:
+            gpu_inputs.check_gpu_optimizer(type(self).__name__, optimizer)
+        companion = optimizer.companion_optimizer() if isinstance(optimizer, Muon) else None
+        if isinstance(optimizer, Sophia) and optimizer.estimator != "gnb":
+            raise ValueError("the MLP estimators run Sophia with estimator='gnb' (the exact "
+                             "Gauss-Newton diagonal is offered for the linear models), got "
+                             f"{optimizer.estimator!r}")
         max_epochs = 1 if incremental else int(self.max_iter)
         total_steps = int(self.max_iter) * int(math.ceil(n_train / batch_size))
         schedule, schedule_config = resolve_schedule(
@@ -299,9 +324,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
             state = state.astype(dtype)  # a copy: a failed call keeps the fitted state
             state.params = params
         else:
-            init = optimizer.init_state(params)
-            slots = [np.ascontiguousarray(init[name], dtype=dtype)
-                     for name in optimizer.state_slot_names]
+            slots = _initial_slots(optimizer, companion, params, units, dtype)
             scalars = None if state is None else state.scalars.copy()
             state = engine.FitState(params, slots=slots, scalars=None)
             if scalars is None:
@@ -356,8 +379,11 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
                                               storage=place.storage)
         else:
             cpu = _structs.record("CpuConfig", {"n_threads": n_threads})
+            companion_record = (None if companion is None
+                                else _structs.record("OptimizerConfig", companion.to_config()))
             executor = _cpu_mlp.MlpExecutor(np.asarray(units, dtype=np.int64), model, opt_record,
-                                            rules.schedule, driver, cpu, train_arrays, val_arrays)
+                                            rules.schedule, driver, cpu, train_arrays, val_arrays,
+                                            companion_record)
         # a team of threads shares each batch, every member with single-threaded BLAS (small
         # GEMMs side by side beat one GEMM split by BLAS's threads)
         blas_limit = single_threaded_blas() if n_threads > 1 else nullcontext()
@@ -475,7 +501,9 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
         (coefficients only), as scikit-learn's MLP.
     optimizer : str or gdsolve.optim.Optimizer, default='adam'
         A name in gdsolve.optim.OPTIMIZER_NAMES (scikit-learn's solver='sgd' is 'nesterov') or an
-        Optimizer object (which keeps its own lr).
+        Optimizer object (which keeps its own lr). 'muon' / Muon updates the hidden layers'
+        weight matrices and its `companion` (AdamW by default) the output layer and the
+        intercepts; 'sophia' / Sophia runs the GNB estimator (labels drawn from the network).
     learning_rate : str or gdsolve.schedules.Schedule, default='constant'
         Per-step schedule ('constant', 'invscaling', 'adaptive' with scikit-learn's MLP meaning;
         PyTorch's schedules by name or object). Applies to every optimizer.

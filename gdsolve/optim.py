@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 
 from gdsolve import _core
-from gdsolve._codes import Clip
+from gdsolve._codes import Clip, HessianEstimator, MuonAdjustLr
 from gdsolve._codes import Optimizer as OptimizerCode
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
     "NAdam",
     "RAdam",
     "Lion",
+    "Muon",
+    "Sophia",
     "clip_grad_norm_",
     "clip_grad_value_",
     "make_optimizer",
@@ -263,6 +265,176 @@ class Lion(Optimizer):
         self.weight_decay = weight_decay
 
 
+_MUON_ADJUST = {None: MuonAdjustLr.ORIGINAL, "original": MuonAdjustLr.ORIGINAL,
+                "match_rms_adamw": MuonAdjustLr.MATCH_RMS_ADAMW}
+
+
+class Muon(Optimizer):
+    """Muon: momentum orthogonalised by Newton-Schulz iterations, for 2-D weight matrices
+    (torch.optim.Muon of PyTorch 2.13: same parameters and defaults; formulas in
+    docs/optimizers.md).
+
+    Muon is defined for weight matrices only. In the MLP estimators it updates the weight
+    matrices of the hidden layers, and `companion` updates everything else (the output layer's
+    matrix and every intercept), as Muon's authors recommend. `companion` is a gdsolve.optim
+    Optimizer (an elementwise rule: not Muon or Sophia); None means AdamW() with PyTorch's
+    defaults. Under a schedule the companion's rate is its own lr times the schedule's factor
+    (this step's rate over Muon's lr). It is a parameter of this object rather than of the
+    estimators because it is part of the update rule: `optimizer=Muon(lr=0.02,
+    companion=AdamW(lr=3e-4))` keeps the whole rule in one place, and clone / get_params /
+    set_params(companion__lr=...) reach it like any nested scikit-learn parameter.
+
+    `step(params, grads, state)` updates one 2-D array (its shape is torch's: A rows, B
+    columns in the learning-rate adjustment) and refuses other shapes, as torch.optim.Muon does.
+    """
+
+    code = OptimizerCode.MUON
+    state_slot_names = ("momentum_buffer",)
+
+    def __init__(self, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=(3.4445, -4.775, 2.0315), eps=1e-7, ns_steps=5,
+                 adjust_lr_fn=None, companion=None):
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.ns_coefficients = ns_coefficients
+        self.eps = eps
+        self.ns_steps = ns_steps
+        self.adjust_lr_fn = adjust_lr_fn
+        self.companion = companion
+
+    def _validate(self):
+        super()._validate()
+        _check_nonnegative("momentum", self.momentum)
+        coefficients = self.ns_coefficients
+        if (not isinstance(coefficients, (tuple, list)) or len(coefficients) != 3
+                or not all(isinstance(c, Real) for c in coefficients)):
+            raise ValueError(f"ns_coefficients must be three numbers, got {coefficients!r}")
+        if (not isinstance(self.ns_steps, int) or isinstance(self.ns_steps, bool)
+                or not 1 <= self.ns_steps < 100):
+            raise ValueError(f"ns_steps must be an int in [1, 100), got {self.ns_steps!r}")
+        if self.adjust_lr_fn not in _MUON_ADJUST:
+            raise ValueError("adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got "
+                             f"{self.adjust_lr_fn!r}")
+        companion = self.companion
+        if companion is not None and (not isinstance(companion, Optimizer)
+                                      or isinstance(companion, (Muon, Sophia))):
+            raise ValueError("companion must be None or an elementwise gdsolve.optim Optimizer "
+                             f"(not Muon or Sophia), got {companion!r}")
+        if companion is not None:
+            companion._validate()
+
+    def _config_fields(self):
+        a, b, c = (float(v) for v in self.ns_coefficients)
+        return {"weight_decay": float(self.weight_decay), "momentum": float(self.momentum),
+                "nesterov": bool(self.nesterov), "ns_a": a, "ns_b": b, "ns_c": c,
+                "eps": float(self.eps), "ns_steps": int(self.ns_steps),
+                "adjust_lr_fn": int(_MUON_ADJUST[self.adjust_lr_fn])}
+
+    def companion_optimizer(self):
+        """The rule of the parameters Muon does not update (a fresh AdamW() when companion is
+        None)."""
+        return AdamW() if self.companion is None else clone(self.companion)
+
+    def step(self, params, grads, state, lr=None, momentum=None):
+        """One Muon step of the 2-D array `params` (in place); `lr` / `momentum` override the
+        rate and the momentum for this step."""
+        _check_float_array(params, "params")
+        if params.ndim != 2:
+            raise ValueError(f"Muon updates 2-D weight matrices only; params has shape "
+                             f"{params.shape} (update other parameters with its companion)")
+        grads = np.ascontiguousarray(grads, dtype=params.dtype)
+        if grads.shape != params.shape:
+            raise ValueError(f"grads shape {grads.shape} does not match params {params.shape}")
+        buf = state["momentum_buffer"]
+        _check_float_array(buf, "state['momentum_buffer']")
+        if buf.shape != params.shape or buf.dtype != params.dtype:
+            raise ValueError("state['momentum_buffer'] does not match params in shape or dtype")
+        state["step"] = _core.muon_step(self.to_config(), params, grads, buf, int(state["step"]),
+                                        float(self.lr if lr is None else lr),
+                                        -1.0 if momentum is None else float(momentum))
+
+
+_HESSIAN_ESTIMATORS = {"gnb": HessianEstimator.GNB, "exact": HessianEstimator.EXACT}
+
+
+class Sophia(Optimizer):
+    """Sophia-G (Liu, Li, Hall, Liang, Ma 2023): an EMA of the gradients divided elementwise by
+    gamma times an EMA of a diagonal Hessian estimate, clipped to [-1, 1], with decoupled weight
+    decay; the estimate is refreshed every k steps. The paper's names; the defaults are the
+    authors' SophiaG's (lr, betas, weight_decay; their rho is gamma here) with the paper's eps and
+    k. Formulas in docs/optimizers.md.
+
+    estimator: 'gnb' (the Gauss-Newton-Bartlett estimator: B * ghat^2 with ghat the batch-mean
+    gradient at labels sampled from the model, as published) or 'exact' (the exact Gauss-Newton
+    diagonal, for the linear models' log and squared losses).
+
+    `step(params, grads, state, hessian=None)` applies one update to NumPy arrays; pass the
+    diagonal estimate `hessian` (same shape, e.g. `gnb_estimate(ghat, B)`) on the steps that
+    refresh it (`hessian_due(state)`: t mod k = 1), which folds it into state['hessian'] first.
+    """
+
+    code = OptimizerCode.SOPHIA
+    state_slot_names = ("exp_avg", "hessian")
+
+    def __init__(self, lr=1e-4, betas=(0.965, 0.99), gamma=0.04, eps=1e-12, weight_decay=0.1,
+                 k=10, estimator="gnb"):
+        self.lr = lr
+        self.betas = betas
+        self.gamma = gamma
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.k = k
+        self.estimator = estimator
+
+    def _validate(self):
+        super()._validate()
+        _check_nonnegative("gamma", self.gamma)
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise ValueError(f"k must be an int >= 1, got {self.k!r}")
+        if self.estimator not in _HESSIAN_ESTIMATORS:
+            raise ValueError(f"estimator must be 'gnb' or 'exact', got {self.estimator!r}")
+
+    def _config_fields(self):
+        return {"beta1": float(self.betas[0]), "beta2": float(self.betas[1]),
+                "gamma": float(self.gamma), "eps": float(self.eps),
+                "weight_decay": float(self.weight_decay), "k": int(self.k),
+                "hessian_estimator": int(_HESSIAN_ESTIMATORS[self.estimator])}
+
+    def hessian_due(self, state):
+        """Whether the next step refreshes the Hessian estimate (its step t has t mod k = 1)."""
+        return int(state["step"]) % int(self.k) == 0
+
+    @staticmethod
+    def gnb_estimate(ghat, batch_size):
+        """The GNB estimate from ghat, the mean gradient of a batch of `batch_size` rows at
+        labels sampled from the model: batch_size * ghat**2."""
+        ghat = np.asarray(ghat)
+        return batch_size * ghat * ghat
+
+    def step(self, params, grads, state, lr=None, momentum=None, hessian=None):
+        """One update in place; `hessian` (optional): a fresh estimate of the diagonal, folded
+        into state['hessian'] (h <- beta2 h + (1 - beta2) hessian) before the update."""
+        if hessian is not None:
+            _check_float_array(params, "params")
+            hessian = np.ascontiguousarray(hessian, dtype=params.dtype)
+            for name in self.state_slot_names:  # all checked before the estimate goes in
+                slot = state[name]
+                _check_float_array(slot, f"state[{name!r}]")
+                if slot.shape != params.shape or slot.dtype != params.dtype:
+                    raise ValueError(f"state[{name!r}] does not match params in shape or dtype")
+            if hessian.shape != params.shape:
+                raise ValueError(f"hessian shape {hessian.shape} does not match params "
+                                 f"{params.shape}")
+            h = state["hessian"]
+            grads = np.ascontiguousarray(grads, dtype=params.dtype)
+            if grads.shape != params.shape:
+                raise ValueError(f"grads shape {grads.shape} does not match params "
+                                 f"{params.shape}")
+            _core.sophia_hessian_ema(float(self.betas[1]), h.reshape(-1), hessian.reshape(-1))
+        super().step(params, grads, state, lr=lr, momentum=momentum)
+
 
 def clip_grad_norm_(grads, max_norm):
     """Scale `grads` in place so its L2 norm is at most `max_norm` (PyTorch's formula)."""
@@ -290,6 +462,8 @@ _FACTORIES = {
     "nadam": lambda: NAdam(),
     "radam": lambda: RAdam(),
     "lion": lambda: Lion(),
+    "muon": lambda: Muon(),
+    "sophia": lambda: Sophia(),
 }
 
 OPTIMIZER_NAMES = tuple(_FACTORIES)

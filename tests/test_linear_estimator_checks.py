@@ -1,7 +1,8 @@
 """scikit-learn's own estimator checks on SGDLinearRegression and SGDLogistic, in the three
 training regimes (per-sample SGD, mini-batch Adam, full-batch descent) plus one-vs-rest averaged
-SGD. The only allowed failures are the sample-weight-equivalence checks that scikit-learn itself
-expects SGD estimators to fail (weights scale the per-sample steps; the objective is a mean over n).
+SGD and mini-batch Sophia (GNB and exact). The only allowed failures are the
+sample-weight-equivalence checks that scikit-learn itself expects SGD estimators to fail (weights
+scale the per-sample steps; the objective is a mean over n).
 """
 
 import pytest
@@ -11,6 +12,7 @@ from sklearn.utils.estimator_checks import (
 )
 
 from gdsolve import SGDLinearRegression, SGDLogistic
+from gdsolve.optim import Sophia
 
 ESTIMATORS = [
     SGDLogistic(random_state=0),
@@ -20,6 +22,9 @@ ESTIMATORS = [
     SGDLinearRegression(random_state=0),
     SGDLinearRegression(optimizer="adam", batch_size=16, random_state=0),
     SGDLinearRegression(batch_size="full", random_state=0),
+    SGDLogistic(optimizer="sophia", batch_size=16, random_state=0),
+    SGDLinearRegression(optimizer=Sophia(lr=1e-2, estimator="exact"), batch_size=16,
+                        random_state=0),
 ]
 
 SGD_XFAIL = {

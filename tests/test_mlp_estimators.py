@@ -22,6 +22,7 @@ from sklearn.utils.estimator_checks import (
 
 import gdsolve
 from gdsolve.neural_network import SGDMLPClassifier, SGDMLPRegressor
+from gdsolve.optim import Muon, Sophia
 from gdsolve.schedules import OneCycleLR
 
 
@@ -34,7 +35,9 @@ def _quiet(fn, *args, **kwargs):
 # Every common check passes: none is expected to fail. (fit takes no sample_weight, so the
 # sample-weight checks scikit-learn expects SGD estimators to fail are not run.)
 @parametrize_with_checks(
-    [SGDMLPClassifier(max_iter=100, random_state=0), SGDMLPRegressor(max_iter=100, random_state=0)]
+    [SGDMLPClassifier(max_iter=100, random_state=0), SGDMLPRegressor(max_iter=100, random_state=0),
+     SGDMLPClassifier(optimizer=Muon(lr=0.02), max_iter=100, random_state=0),
+     SGDMLPRegressor(optimizer=Sophia(lr=1e-2), max_iter=100, random_state=0)]
 )
 def test_sklearn_estimator_checks(estimator, check):
     _quiet(check, estimator)

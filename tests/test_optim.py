@@ -155,6 +155,8 @@ def test_state_slot_counts_follow_the_algorithms():
     assert _core.state_slots(core_config("nadam", {})) == 2
     assert _core.state_slots(core_config("radam", {})) == 2
     assert _core.state_slots(core_config("lion", {})) == 1  # one EMA
+    assert _core.state_slots({"code": int(Code.MUON)}) == 1  # momentum buffer
+    assert _core.state_slots({"code": int(Code.SOPHIA)}) == 2  # EMA of g, EMA of the Hessian
 
 
 @pytest.mark.parametrize("rule, hyper", [
@@ -423,6 +425,17 @@ def test_public_step_rejects_bad_arrays_before_work():
     lambda: optim.Adam(eps=-1e-8),
     lambda: optim.SGD(nesterov=True),  # nesterov without momentum
     lambda: optim.AdamW(weight_decay=-0.1),
+    lambda: optim.Muon(ns_steps=0),
+    lambda: optim.Muon(ns_steps=100),
+    lambda: optim.Muon(adjust_lr_fn="spectral"),
+    lambda: optim.Muon(ns_coefficients=(1.0, 2.0)),
+    lambda: optim.Muon(momentum=-0.5),
+    lambda: optim.Muon(companion=optim.Sophia()),
+    lambda: optim.Muon(companion=optim.Adam(lr=-1.0)),
+    lambda: optim.Sophia(k=0),
+    lambda: optim.Sophia(gamma=-1.0),
+    lambda: optim.Sophia(betas=(0.9, 1.0)),
+    lambda: optim.Sophia(estimator="hutchinson"),
 ])
 def test_public_invalid_hyper_parameters_raise_value_error(bad):
     with pytest.raises(ValueError):
@@ -431,6 +444,17 @@ def test_public_invalid_hyper_parameters_raise_value_error(bad):
 
 def test_public_defaults_are_pytorchs():
     torch = pytest.importorskip("torch")
+    muon = optim.Muon().get_params(deep=False)
+    assert muon.pop("companion") is None  # AdamW() with PyTorch's defaults
+    params = inspect.signature(torch.optim.Muon).parameters
+    for name, value in muon.items():
+        assert params[name].default == (pytest.approx(value) if value is not None else None), name
+    assert isinstance(optim.Muon().companion_optimizer(), optim.AdamW)
+    # Sophia is not in torch.optim: the authors' SophiaG defaults (lr, betas, rho = gamma,
+    # weight_decay) with the paper's eps and k
+    assert optim.Sophia().get_params() == dict(lr=1e-4, betas=(0.965, 0.99), gamma=0.04,
+                                               eps=1e-12, weight_decay=0.1, k=10,
+                                               estimator="gnb")
     for rule, cls_name in PUBLIC_CLASS.items():
         ours = getattr(optim, cls_name)().get_params()
         torch_cls = getattr(torch.optim, TORCH_NAME[rule], None)
@@ -454,6 +478,8 @@ def test_public_defaults_are_pytorchs():
     ("nadam", "NAdam", {}),
     ("radam", "RAdam", {}),
     ("lion", "Lion", {}),
+    ("muon", "Muon", {}),
+    ("sophia", "Sophia", {}),
 ])
 def test_make_optimizer_names(name, cls_name, params):
     assert name in optim.OPTIMIZER_NAMES
@@ -466,7 +492,8 @@ def test_make_optimizer_names(name, cls_name, params):
 
 def test_make_optimizer_names_are_exactly_the_documented_ones():
     assert set(optim.OPTIMIZER_NAMES) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop",
-                                          "adam", "adamw", "amsgrad", "nadam", "radam", "lion"}
+                                          "adam", "adamw", "amsgrad", "nadam", "radam", "lion",
+                                          "muon", "sophia"}
 
 
 def test_make_optimizer_clones_instances():

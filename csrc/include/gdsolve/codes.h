@@ -33,7 +33,22 @@
     X(ADAMW, 4)                \
     X(NADAM, 5)                \
     X(RADAM, 6)                \
-    X(LION, 7)
+    X(LION, 7)                 \
+    X(MUON, 8)                 \
+    X(SOPHIA, 9)
+
+// Muon's learning-rate adjustment for a weight matrix of A rows (outputs) and B columns (inputs):
+// torch.optim.Muon's adjust_lr_fn ("original": sqrt(max(1, A / B)); "match_rms_adamw":
+// 0.2 sqrt(max(A, B))).
+#define GDS_MUON_ADJUST_LR_CODES(X) \
+    X(ORIGINAL, 0)                  \
+    X(MATCH_RMS_ADAMW, 1)
+
+// Sophia's diagonal Hessian estimate: the Gauss-Newton-Bartlett estimator of Liu et al. (2023)
+// (labels sampled from the model), or the exact Gauss-Newton diagonal (linear models).
+#define GDS_HESSIAN_ESTIMATOR_CODES(X) \
+    X(GNB, 0)                          \
+    X(EXACT, 1)
 
 #define GDS_SCHEDULE_CODES(X) \
     X(CONSTANT, 0)            \
@@ -84,6 +99,8 @@ enum class Loss : int { GDS_LOSS_CODES(GDS_ENUM_ENTRY) };
 enum class Activation : int { GDS_ACTIVATION_CODES(GDS_ENUM_ENTRY) };
 enum class Penalty : int { GDS_PENALTY_CODES(GDS_ENUM_ENTRY) };
 enum class Optimizer : int { GDS_OPTIMIZER_CODES(GDS_ENUM_ENTRY) };
+enum class MuonAdjustLr : int { GDS_MUON_ADJUST_LR_CODES(GDS_ENUM_ENTRY) };
+enum class HessianEstimator : int { GDS_HESSIAN_ESTIMATOR_CODES(GDS_ENUM_ENTRY) };
 enum class Schedule : int { GDS_SCHEDULE_CODES(GDS_ENUM_ENTRY) };
 enum class CyclicMode : int { GDS_CYCLIC_MODE_CODES(GDS_ENUM_ENTRY) };
 enum class Anneal : int { GDS_ANNEAL_CODES(GDS_ENUM_ENTRY) };
@@ -105,6 +122,8 @@ inline const CodeEntry* code_table(int* n_entries) {
 #define GDS_TABLE_ENTRY_ACT(name, value) {"Activation", #name, value},
 #define GDS_TABLE_ENTRY_PEN(name, value) {"Penalty", #name, value},
 #define GDS_TABLE_ENTRY_OPT(name, value) {"Optimizer", #name, value},
+#define GDS_TABLE_ENTRY_ADJ(name, value) {"MuonAdjustLr", #name, value},
+#define GDS_TABLE_ENTRY_HESS(name, value) {"HessianEstimator", #name, value},
 #define GDS_TABLE_ENTRY_SCHED(name, value) {"Schedule", #name, value},
 #define GDS_TABLE_ENTRY_CYC(name, value) {"CyclicMode", #name, value},
 #define GDS_TABLE_ENTRY_ANN(name, value) {"Anneal", #name, value},
@@ -114,6 +133,7 @@ inline const CodeEntry* code_table(int* n_entries) {
     static const CodeEntry table[] = {
         GDS_LOSS_CODES(GDS_TABLE_ENTRY_LOSS) GDS_ACTIVATION_CODES(GDS_TABLE_ENTRY_ACT)
         GDS_PENALTY_CODES(GDS_TABLE_ENTRY_PEN) GDS_OPTIMIZER_CODES(GDS_TABLE_ENTRY_OPT)
+        GDS_MUON_ADJUST_LR_CODES(GDS_TABLE_ENTRY_ADJ) GDS_HESSIAN_ESTIMATOR_CODES(GDS_TABLE_ENTRY_HESS)
         GDS_SCHEDULE_CODES(GDS_TABLE_ENTRY_SCHED) GDS_CYCLIC_MODE_CODES(GDS_TABLE_ENTRY_CYC)
         GDS_ANNEAL_CODES(GDS_TABLE_ENTRY_ANN) GDS_CLIP_CODES(GDS_TABLE_ENTRY_CLIP)
         GDS_PLATEAU_MODE_CODES(GDS_TABLE_ENTRY_PLATEAU) GDS_FIT_STATUS_CODES(GDS_TABLE_ENTRY_STATUS)

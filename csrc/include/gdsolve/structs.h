@@ -23,8 +23,8 @@ typedef std::uint64_t gds_uint64;
 // field (zeros).
 // Defaults are what a config dict may leave out; GDS_INF is +infinity.
 
-// Hyper-parameters of the update rules; PyTorch's names. Unused fields are ignored by the rules
-// that do not need them. Formulas: docs/optimizers.md.
+// Hyper-parameters of the update rules; PyTorch's names (Sophia: the paper's). Unused fields are
+// ignored by the rules that do not need them. Formulas: docs/optimizers.md.
 #define GDS_OPTIMIZER_CONFIG_FIELDS(F, A, S)                                                       \
     F(S, int, code, 0)                       /* gds::Optimizer */                                  \
     F(S, double, lr, 0.0)                    /* base learning rate (a schedule may override it) */ \
@@ -41,7 +41,15 @@ typedef std::uint64_t gds_uint64;
     F(S, double, alpha, 0.0)                 /* RMSprop smoothing constant */                      \
     F(S, int, centered, 0)                   /* RMSprop */                                         \
     F(S, double, momentum_decay, 0.0)        /* NAdam psi */                                       \
-    F(S, int, decoupled_weight_decay, 0)     /* NAdam, RAdam (AdamW and Lion always decouple) */
+    F(S, int, decoupled_weight_decay, 0)     /* NAdam, RAdam (AdamW and Lion always decouple) */ \
+    F(S, double, ns_a, 3.4445)               /* Muon: Newton-Schulz coefficients (a, b, c) */      \
+    F(S, double, ns_b, -4.775)                                                                     \
+    F(S, double, ns_c, 2.0315)                                                                     \
+    F(S, int, ns_steps, 5)                   /* Muon: Newton-Schulz iterations */                  \
+    F(S, int, adjust_lr_fn, 0)               /* Muon: gds::MuonAdjustLr */                         \
+    F(S, double, gamma, 0.04)                /* Sophia: scale of the Hessian in the denominator */ \
+    F(S, int, k, 10)                         /* Sophia: Hessian estimate every k steps */          \
+    F(S, int, hessian_estimator, 0)          /* Sophia: gds::HessianEstimator */
 
 // Scalar state of an update rule carried between steps.
 #define GDS_OPTIMIZER_SCALARS_FIELDS(F, A, S) \

@@ -11,6 +11,7 @@ namespace gds {
 
 struct FitSetup {
     OptimizerConfig optimizer;
+    OptimizerConfig companion;  // Muon: the rule of the parameters that are not its matrices
     ScheduleConfig schedule;
     DriverConfig driver;
     CpuConfig cpu;

@@ -18,6 +18,7 @@
 #include "gdsolve/cpu/fit_setup.h"
 #include "gdsolve/cpu/interrupt.h"
 #include "gdsolve/cpu/linear_batch.h"
+#include "gdsolve/cpu/linear_hessian.h"
 #include "gdsolve/cpu/linear_per_sample.h"
 #include "gdsolve/cpu/row_gatherer.h"
 #include "gdsolve/cpu/rows.h"
@@ -235,7 +236,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                 loss_sum += batch_loss;
                 if (!completed) break;
                 if (full_) penalty_before = penalty_value(pen_, w_.p.data(), n_w_);
-                step(scratch_.grad[0].data(), count);
+                step(scratch_.grad[0].data(), count, order + start);
             }
         }
         if (!completed) return static_cast<int>(FitStatus::INTERRUPTED);
@@ -300,8 +301,9 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         *s.scalars = w_.sc;
     }
 
-    // model/linear.h's step from the batch's summed gradient G over `count` rows, stage by stage.
-    void step(const double* G, gds_int64 count) {
+    // model/linear.h's step from the batch's summed gradient G over `count` rows, stage by stage
+    // (Sophia: its Hessian estimate refreshed from the batch's `rows` first, every k-th step).
+    void step(const double* G, gds_int64 count, const RowIndex* rows) {
         const double sq =
             model_.clip == static_cast<int>(Clip::NORM)
                 ? linear_clip_sqnorm<T>(G, 1.0 / static_cast<double>(count),
@@ -314,6 +316,8 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         T* A = w_.averaging ? w_.avg.data() : nullptr;
         T* g = step_grad_.data();
         const gds_int64 n_params = linear_updated_params(model_, d_);
+        if (setup_.fit.optimizer.code == static_cast<int>(Optimizer::SOPHIA))
+            sophia_refresh_hessian(P, rows, count, n_params);
         for (gds_int64 j = 0; j < n_params; ++j)
             g[j] = linear_step_gradient(model_, plan, j, n_w_, G, P);
         optimizer_update_array(setup_.fit.optimizer, plan.opt, P, g, w_.s0.data(), w_.s1.data(),
@@ -321,6 +325,23 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         for (gds_int64 j = 0; j < n_all_; ++j)
             linear_step_finish(setup_.fit.optimizer, plan, j, n_w_, P, w_.s0.data(), w_.s1.data(),
                                w_.s2.data(), A);
+    }
+
+    // Sophia: h <- beta2 h + (1 - beta2) hhat on the steps t (already counted) with t mod k = 1,
+    // hhat from the batch at the parameters before the step; the draws take the generator's
+    // state as the epoch started (w_.sc.rng is advanced only when the epoch commits).
+    void sophia_refresh_hessian(const T* P, const RowIndex* rows, gds_int64 count,
+                                gds_int64 n_params) {
+        const OptimizerConfig& opt = setup_.fit.optimizer;
+        const gds_int64 t = w_.sc.optimizer_step;
+        if (!sophia_refresh(opt, t)) return;
+        hessian_.resize(static_cast<std::size_t>(n_all_));
+        hessian_z_.resize(static_cast<std::size_t>(K_));
+        linear_detail::linear_hessian_estimate(pb_, opt.hessian_estimator, P, rows, count,
+                                               w_.sc.rng, t, hessian_.data(), hessian_z_.data());
+        T* h = w_.s1.data();
+        for (gds_int64 j = 0; j < n_params; ++j)
+            sophia_hessian_ema<T>(opt.beta2, h[j], static_cast<T>(hessian_[j]));
     }
 
     const LinearSetup setup_;
@@ -338,6 +359,8 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     linear_detail::PerSampleSettings ps_{};
     linear_detail::Work<T> w_;
     std::vector<T> step_grad_;  // the gradient the rule sees (model/linear.h's stage 1)
+    std::vector<double> hessian_;  // Sophia: the batch's Hessian estimate
+    std::vector<T> hessian_z_;
     std::vector<RowIndex> order_;
     ShuffleAhead<RowIndex> ahead_;
     InterruptChecker checker_;

@@ -16,6 +16,7 @@
 
 #include "gdsolve/codes.h"
 #include "gdsolve/config.h"
+#include "gdsolve/cpu/blas.h"
 #include "gdsolve/cpu/fast_losses.h"
 #include "gdsolve/cpu/fit_setup.h"
 #include "gdsolve/cpu/interrupt.h"
@@ -29,24 +30,6 @@
 #include "gdsolve/structs.h"
 
 namespace gds {
-
-// Fortran BLAS ?gemm as scipy.linalg.cython_blas exports it (column-major, arguments by pointer).
-template <class T>
-using GemmFn = void (*)(char*, char*, int*, int*, int*, T*, T*, int*, T*, int*, T*, T*, int*);
-
-// Row-major C (m x n) = alpha op(A) op(B) + beta C. Column-major BLAS sees each row-major matrix
-// transposed, so it computes C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
-template <class T>
-inline void gemm_row_major(GemmFn<T> gemm, bool trans_a, bool trans_b, gds_int64 m, gds_int64 n,
-                           gds_int64 k, T alpha, const T* a, gds_int64 lda, const T* b,
-                           gds_int64 ldb, T beta, T* c, gds_int64 ldc) {
-    char ta = trans_a ? 'T' : 'N';
-    char tb = trans_b ? 'T' : 'N';
-    int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-    int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
-    gemm(&tb, &ta, &ni, &mi, &ki, &alpha, const_cast<T*>(b), &lb, const_cast<T*>(a), &la, &beta, c,
-         &lc);
-}
 
 // Architecture. Layer l (0-based) maps units[l] inputs to units[l + 1] outputs. The output layer's
 // activation follows from the loss: identity for SQUARED, logistic per output for LOG (binary and
@@ -105,6 +88,7 @@ template <class T> struct MlpWorkspace {
     std::vector<std::vector<T>> act;     // act[l]: layer l's output (l = 1..n_layers); logits last
     std::vector<std::vector<T>> delta;   // delta[l]: d loss / d pre-activation of hidden layer l
     std::vector<T> row_scratch;          // one value per row (softmax: the label's shifted logit)
+    std::vector<T> logits;               // Sophia: the batch's logits, for the drawn labels
     const T* a0 = nullptr;               // the batch's dense input rows (into X or `input`)
 
     MlpWorkspace(const MlpLayout& lay, gds_int64 cap, bool dense) : capacity(cap) {
@@ -457,6 +441,37 @@ inline double mlp_batch_loss(const MlpLayout& lay, const MlpShape& shape, GemmFn
     return data_loss * inv;
 }
 
+// Sophia's second gradient of a batch: at labels drawn from the network (model/mlp.h:
+// mlp_gnb_output_delta with this key and step), into `grad`.
+template <class T> struct MlpSampledGradient {
+    T* grad;
+    gds_uint64 key;
+    gds_int64 t;
+};
+
+// Forward, loss and backward of a batch (or a member's share of one) into `grad` (no L2 part),
+// the output delta scaled by `scale`; with `sampled`, also the gradient at the drawn labels from
+// the same forward pass. Returns the loss sum. ws.logits must hold nb * k values with `sampled`.
+template <class T>
+inline double mlp_member_gradients(const MlpLayout& lay, const MlpShape& shape, GemmFn<T> gemm,
+                                   const T* params, const MlpData<T>& d, const MlpBatch& batch,
+                                   const int* labels, const T* y, T scale, MlpWorkspace<T>& ws,
+                                   T* grad, const MlpSampledGradient<T>* sampled) {
+    const gds_int64 k = lay.n_outputs(), nb = batch.count;
+    mlp_forward_batch<T>(lay, shape.activation, gemm, params, d, batch, ws);
+    T* z = ws.act[lay.n_layers].data();
+    if (sampled) std::memcpy(ws.logits.data(), z, sizeof(T) * static_cast<std::size_t>(nb * k));
+    const double loss = mlp_output_loss_and_delta<T>(shape.loss, z, nb, k, labels, y, scale, ws);
+    mlp_backward_batch<T>(lay, shape.activation, gemm, params, d, batch, ws, grad);
+    if (sampled) {
+        for (gds_int64 b = 0; b < nb; ++b)
+            mlp_gnb_output_delta<T>(shape.loss, ws.logits.data() + b * k, k, sampled->key,
+                                    sampled->t, batch.row(b), scale, z + b * k);
+        mlp_backward_batch<T>(lay, shape.activation, gemm, params, d, batch, ws, sampled->grad);
+    }
+    return loss;
+}
+
 // Prefetch the input rows of a shuffled batch (the next one, while this one is computed), so
 // that gathering it later finds them in cache instead of waiting on each row in turn.
 template <class T>
@@ -527,6 +542,11 @@ template <class T> struct MlpTeamStep {
     T penalty;
     double sq[kMaxTeamSize];
     T scale = T(0);  // phase 0: factor of d loss; 0 means 1 / batch.count (the batch mean)
+    // Sophia's Hessian refresh: each member's gradient at the drawn labels too (summed in phase 1
+    // into sampled_grads[0]); null otherwise
+    T** sampled_grads = nullptr;
+    gds_uint64 key = 0;
+    gds_int64 t = 0;
 };
 
 template <class T> inline void mlp_team_member(MlpTeamStep<T>& job, int m) {
@@ -545,14 +565,13 @@ template <class T> inline void mlp_team_member(MlpTeamStep<T>& job, int m) {
         const MlpBatch part{job.batch.rows ? job.batch.rows + a : nullptr, job.batch.first + a,
                             e - a};
         const gds_int64 k = lay.n_outputs();
-        MlpWorkspace<T>& ws = job.ws[m];
-        mlp_forward_batch<T>(lay, job.shape->activation, job.gemm, job.params, *job.data, part, ws);
-        job.loss[m] = mlp_output_loss_and_delta<T>(
-            job.shape->loss, ws.act[lay.n_layers].data(), part.count, k,
+        const MlpSampledGradient<T> sampled{job.sampled_grads ? job.sampled_grads[m] : nullptr,
+                                            job.key, job.t};
+        job.loss[m] = mlp_member_gradients<T>(
+            lay, *job.shape, job.gemm, job.params, *job.data, part,
             job.labels ? job.labels + a : nullptr, job.y ? job.y + a * k : nullptr,
-            job.scale != T(0) ? job.scale : static_cast<T>(1.0 / static_cast<double>(count)), ws);
-        mlp_backward_batch<T>(lay, job.shape->activation, job.gemm, job.params, *job.data, part, ws,
-                              job.grads[m]);
+            job.scale != T(0) ? job.scale : static_cast<T>(1.0 / static_cast<double>(count)),
+            job.ws[m], job.grads[m], job.sampled_grads ? &sampled : nullptr);
     } else {
         const gds_int64 n = lay.n_params;
         const gds_int64 per = (n + job.members - 1) / job.members;
@@ -564,7 +583,15 @@ template <class T> inline void mlp_team_member(MlpTeamStep<T>& job, int m) {
 #pragma omp simd
             for (gds_int64 j = a; j < e; ++j) g[j] += go[j];
         }
-        if (!job.opt) {  // clipping: the caller updates once the whole gradient is summed
+        if (job.sampled_grads) {
+            T* h = job.sampled_grads[0];
+            for (int o = 1; o < job.members; ++o) {
+                const T* ho = job.sampled_grads[o];
+#pragma omp simd
+                for (gds_int64 j = a; j < e; ++j) h[j] += ho[j];
+            }
+        }
+        if (!job.opt) {  // clipping, Muon, Sophia's refresh: the caller updates
             job.sq[m] = 0.0;
             return;
         }
@@ -710,7 +737,32 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
         targets_ = mlp_validation_targets<T>(setup.shape, val, k);
         checker_.callback = setup.fit.interrupt;
         checker_.context = setup.fit.interrupt_context;
-        n_slots_ = optimizer_state_slots(setup.fit.optimizer);  // slots the rule reads
+        const OptimizerConfig& opt = setup.fit.optimizer;
+        n_slots_ = optimizer_state_slots(opt);  // slots the rule reads
+        muon_ = opt.code == static_cast<int>(Optimizer::MUON);
+        sophia_ = opt.code == static_cast<int>(Optimizer::SOPHIA);
+        if (muon_) {
+            // Muon's matrices and the companion share the slots (disjoint parameters)
+            const int companion_slots = optimizer_state_slots(setup.fit.companion);
+            if (companion_slots > n_slots_) n_slots_ = companion_slots;
+            gds_int64 u = 0, ns = 0;  // scratch for the largest hidden matrix, once per fit
+            for (int l = 0; l < lay_.n_layers; ++l) {
+                if (!mlp_muon_layer(l, lay_.n_layers)) continue;
+                const gds_int64 r = lay_.units[l], c = lay_.units[l + 1];
+                if (r * c > u) u = r * c;
+                if (newton_schulz_scratch(r, c) > ns) ns = newton_schulz_scratch(r, c);
+            }
+            muon_u_.resize(static_cast<std::size_t>(u));
+            muon_scratch_.resize(static_cast<std::size_t>(ns));
+        }
+        if (sophia_) {
+            sampled_.assign(members, std::vector<T>(static_cast<std::size_t>(np)));
+            sampled_ptrs_.resize(members);
+            for (int m = 0; m < members; ++m) {
+                sampled_ptrs_[m] = sampled_[m].data();
+                workspaces_[m].logits.resize(static_cast<std::size_t>(workspaces_[m].capacity * k));
+            }
+        }
     }
 
     int run_epoch(StateView<T>& s, double& objective) override;
@@ -753,6 +805,7 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
         std::vector<T>& grad = grads_[0];
         MlpWorkspace<T>& ws = workspaces_[0];
         const bool clip = model.clip != static_cast<int>(Clip::NONE);
+        const gds_uint64 key = s.scalars->rng;  // Sophia's draws: the generator as the epoch starts
         double epoch_sum = 0.0;
         bool bad = false, stop = false;
         for (gds_int64 start = 0; start < n; start += bs_) {
@@ -767,6 +820,28 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
                                next ? order + start + bs_ : nullptr, next, batch_labels, batch_y,
                                workspaces_.data(), grad_ptrs_.data(), members, 0, {},
                                nullptr, nullptr, slot0, slot1, slot2, T(0), {}};
+            // Muon and Sophia's Hessian refreshes update once the whole gradient is known
+            const bool refresh = sophia_ && sophia_refresh(opt, sc.optimizer_step + 1);
+            if (muon_ || refresh) {
+                if (refresh) {
+                    job.sampled_grads = sampled_ptrs_.data();
+                    job.key = key;
+                    job.t = sc.optimizer_step + 1;
+                }
+                double sq;
+                const double data_loss = whole_gradient_step(job, split, sc, nb, sq);
+                const double obj = data_loss + 0.5 * model.alpha * sq / static_cast<double>(nb);
+                if (!isfinite(data_loss) || !isfinite(obj)) {
+                    bad = true;
+                    break;
+                }
+                epoch_sum += obj * static_cast<double>(nb);
+                if (checker_.should_stop(4096)) {
+                    stop = true;
+                    break;
+                }
+                continue;
+            }
             double data_loss;
             if (split) {
                 team_->run(team_job<MlpTeamStep<T>, mlp_team_job>, &job);
@@ -872,6 +947,78 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
     }
 
   private:
+    // A step that needs the whole gradient before any update (Muon; Sophia on the steps that
+    // refresh its Hessian estimate, which also takes the gradient at the drawn labels): the
+    // batch's gradients on the team (split) or this thread, then the update. Returns the batch's
+    // mean data loss (NaN or inf: nothing was updated) and ||W||^2 before the update in sq.
+    double whole_gradient_step(MlpTeamStep<T>& job, bool split, FitScalars& sc, gds_int64 nb,
+                               double& sq) {
+        const OptimizerConfig& opt = setup_.fit.optimizer;
+        const MlpConfig& model = setup_.model;
+        T* grad = grads_[0].data();
+        T* sampled = job.sampled_grads ? sampled_[0].data() : nullptr;
+        double data_loss;
+        sq = 0.0;
+        if (split) {
+            team_->run(team_job<MlpTeamStep<T>, mlp_team_job>, &job);
+            double sum = 0.0;
+            for (int m = 0; m < job.members; ++m) sum += job.loss[m];
+            data_loss = sum / static_cast<double>(nb);
+            job.phase = 1;  // sums only: job.opt is null
+            team_->run(team_job<MlpTeamStep<T>, mlp_team_job>, &job);
+        } else {
+            const T scale = static_cast<T>(1.0 / static_cast<double>(nb));
+            const MlpSampledGradient<T> drawn{sampled, job.key, job.t};
+            if (job.next_rows)
+                mlp_prefetch_rows<T>(train_, job.next_rows, job.next_count, lay_.n_features());
+            data_loss = mlp_member_gradients<T>(lay_, setup_.shape, gemm_, job.params, train_,
+                                                job.batch, job.labels, job.y, scale,
+                                                workspaces_[0], grad,
+                                                sampled ? &drawn : nullptr) /
+                        static_cast<double>(nb);
+        }
+        if (!isfinite(data_loss)) return data_loss;
+        T* params = job.params;
+        sq = mlp_add_penalty<T>(lay_, params, grad, model.alpha, nb);
+        clip_gradient<T>(model.clip, model.clip_limit, grad, lay_.n_params);
+        if (muon_) {
+            const MlpMuonPlan plan = mlp_muon_step_begin(model, opt, setup_.fit.companion,
+                                                         setup_.fit.schedule, sc, nb, 0.0);
+            muon_update(plan, params, grad, job.s0, job.s1, job.s2);
+        } else {
+            const MlpStepPlan<T> plan =
+                mlp_step_begin<T>(model, opt, setup_.fit.schedule, sc, nb, 0.0);
+            // h <- beta2 h + (1 - beta2) nb ghat^2, then the rule with the new h
+            T* h = job.s1;
+            const double rows = static_cast<double>(nb);
+            for (gds_int64 j = 0; j < lay_.n_params; ++j)
+                sophia_hessian_ema<T>(opt.beta2, h[j], gnb_estimate<T>(sampled[j], rows));
+            update_flat<T>(opt, plan.opt, params, grad, job.s0, job.s1, job.s2, lay_.n_params, 0,
+                           T(0));
+        }
+        return data_loss;
+    }
+
+    // model/mlp.h's Muon step: every hidden layer's matrix orthogonalised (math/muon.h, its
+    // products through the executor's gemm), the companion rule on the tail of the vector.
+    void muon_update(const MlpMuonPlan& plan, T* params, const T* grad, T* s0, T* s1, T* s2) {
+        const OptimizerConfig& opt = setup_.fit.optimizer;
+        const RowMajorGemm<T> gemm{gemm_};
+        T* U = muon_u_.data();
+        for (int l = 0; l < lay_.n_layers; ++l) {
+            if (!mlp_muon_layer(l, lay_.n_layers)) continue;
+            const gds_int64 rows = lay_.units[l], cols = lay_.units[l + 1];
+            const gds_int64 off = lay_.coef_offset[l];
+            // torch's shape of this weight is fan_out x fan_in
+            muon_matrix_update<T>(gemm, opt, plan.muon, params + off, grad + off, s0 + off, rows,
+                                  cols, static_cast<double>(cols), static_cast<double>(rows), U,
+                                  muon_scratch_.data());
+        }
+        const gds_int64 tail = lay_.coef_offset[lay_.n_layers - 1];
+        update_flat<T>(setup_.fit.companion, plan.companion, params + tail, grad + tail, s0 + tail,
+                       s1 + tail, s2 + tail, lay_.n_params - tail, 0, T(0));
+    }
+
     // Clipping needs the whole gradient: add the L2 part, clip, then update (no L2 in the pass).
     double clip_and_update(const MlpStepPlan<T>& plan, T* params, T* grad, T* s0, T* s1, T* s2,
                            gds_int64 nb) {
@@ -912,6 +1059,10 @@ template <class T> class MlpCpuRunner final : public MlpRunner<T> {
     InterruptChecker checker_;
     int n_slots_ = 0;
     std::vector<T> snap_params_, snap_s0_, snap_s1_, snap_s2_;
+    bool muon_ = false, sophia_ = false;
+    std::vector<T> muon_u_, muon_scratch_;  // Muon: one matrix's update and Newton-Schulz scratch
+    std::vector<std::vector<T>> sampled_;   // Sophia: each member's gradient at drawn labels
+    std::vector<T*> sampled_ptrs_;
 };
 
 // Objective and gradient over the whole data set as one batch (gradient checks, tests).

@@ -2,6 +2,8 @@
 // explicit state slots, and the step size the L1 proximal step uses under each rule. Callers:
 // gdsolve.optim (via _core.pyx) and the models' steps (model/linear.h, model/mlp.h), which every
 // executor runs (CPU loops, GPU kernels). Formulas: docs/optimizers.md (PyTorch semantics).
+// Muon's matrices are orthogonalised whole (math/muon.h) and Sophia's Hessian estimate is
+// refreshed every k steps (math/sophia.h); both take their per-step constants from here.
 //
 // Protocol, per optimizer step:
 //   OptimizerStep st = optimizer_begin_step(config, scalars, lr, momentum_override);  // once
@@ -28,6 +30,8 @@ GDS_HD inline int optimizer_state_slots(const OptimizerConfig& c) {
         case Optimizer::NADAM:
         case Optimizer::RADAM: return 2;
         case Optimizer::LION: return 1;
+        case Optimizer::MUON: return 1;    // momentum buffer (its matrices; math/muon.h)
+        case Optimizer::SOPHIA: return 2;  // m, h
     }
     return 0;
 }
@@ -42,10 +46,11 @@ GDS_HD inline OptimizerStep optimizer_begin_step(const OptimizerConfig& c, Optim
     const Optimizer code = static_cast<Optimizer>(c.code);
     const bool adam_like = code == Optimizer::ADAM || code == Optimizer::ADAMW ||
                            code == Optimizer::NADAM || code == Optimizer::RADAM ||
-                           code == Optimizer::LION;
+                           code == Optimizer::LION || code == Optimizer::SOPHIA;
     const double base_mom = adam_like ? c.beta1 : c.momentum;
     const double beta1 = momentum_override >= 0.0 ? momentum_override : base_mom;
     const bool decoupled = code == Optimizer::ADAMW || code == Optimizer::LION ||
+                           code == Optimizer::MUON || code == Optimizer::SOPHIA ||
                            ((code == Optimizer::NADAM || code == Optimizer::RADAM) &&
                             c.decoupled_weight_decay);
     st.lr = lr;
@@ -61,7 +66,7 @@ GDS_HD inline OptimizerStep optimizer_begin_step(const OptimizerConfig& c, Optim
     st.coef_momentum = 0.0;
     st.rect = 1.0;
     st.use_rect = 0;
-    if (adam_like && code != Optimizer::LION) {
+    if (adam_like && code != Optimizer::LION && code != Optimizer::SOPHIA) {
         const double bc1 = 1.0 - pow(beta1, t);
         st.bc2 = 1.0 - pow(c.beta2, t);
         st.inv_bc1 = 1.0 / bc1;
@@ -172,6 +177,17 @@ GDS_HD inline void optimizer_update(const OptimizerConfig& c, const OptimizerSte
             s0 = b2 * s0 + (T(1) - b2) * g;
             break;
         }
+        case Optimizer::MUON:
+            // not elementwise: Newton-Schulz over whole matrices (math/muon.h); w is left alone
+            break;
+        case Optimizer::SOPHIA: {
+            // m <- b1 m + (1 - b1) g;  w <- w - lr clip(m / max(gamma h, eps), 1), with s1 = h
+            // (refreshed every k steps by sophia_hessian_ema, math/sophia.h)
+            s0 = mom * s0 + (T(1) - mom) * g;
+            const T denom = max(static_cast<T>(c.gamma) * s1, static_cast<T>(c.eps));
+            w -= lr * min(max(s0 / denom, T(-1)), T(1));
+            break;
+        }
     }
 }
 
@@ -179,7 +195,8 @@ GDS_HD inline void optimizer_update(const OptimizerConfig& c, const OptimizerSte
 // preconditioner at a fixed point), for one element with state slots s0..s2. Soft-thresholding
 // with l1 times this step makes the fixed points of "update, then prox" exactly the minimisers of
 // loss + l1 ||w||_1; a plain lr * l1 would, e.g., weaken the l1 penalty by (1 - momentum) under
-// heavy-ball momentum. Lion's sign update has no such step: it keeps lr.
+// heavy-ball momentum. Lion's sign update has no such step: it keeps lr (as Muon, whose matrices'
+// step is not elementwise).
 template <class T>
 GDS_HD inline T l1_prox_step(const OptimizerConfig& c, const OptimizerStep& st, T s0, T s1, T s2) {
     const double lr = st.lr;
@@ -208,7 +225,15 @@ GDS_HD inline T l1_prox_step(const OptimizerConfig& c, const OptimizerStep& st, 
             if (!st.use_rect) return static_cast<T>(lr);
             return static_cast<T>(lr * st.rect /
                                   ((sqrt(static_cast<double>(s1)) + c.eps) * st.inv_sqrt_bc2));
+        case Optimizer::SOPHIA: {
+            // the step per unit of m this step: lr / max(gamma h, eps) unless the clip binds
+            // (|m| larger), when it is lr / |m|
+            const double denom = max(max(c.gamma * static_cast<double>(s1), c.eps),
+                                     abs(static_cast<double>(s0)));
+            return static_cast<T>(lr / denom);
+        }
         case Optimizer::LION:
+        case Optimizer::MUON:
             break;
     }
     return static_cast<T>(lr);

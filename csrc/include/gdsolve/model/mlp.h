@@ -1,7 +1,8 @@
 // gdsolve/model/mlp.h - the MLP's math, device-portable: the output layer's loss and its delta
 // per output (squared error, the log loss of math/losses.h for logistic outputs with 0/1
 // targets; softmax rows use softmax_cross_entropy), and the optimizer step over the flat
-// parameter vector (schedule, scikit-learn's L2 convention, clipping). The layer structure
+// parameter vector (schedule, scikit-learn's L2 convention, clipping); which parameters Muon's
+// step orthogonalises, and Sophia's sampled output deltas. The layer structure
 // itself (GEMMs, activations) is orchestrated by each executor: cpu/mlp_executor.h on the CPU,
 // gdsolve/gpu/mlp.py over cuBLAS. Callers: those executors, gdsolve/gpu/kernels/mlp.cu.
 //
@@ -13,8 +14,10 @@
 #include "gdsolve/math/activations.h"
 #include "gdsolve/math/clip.h"
 #include "gdsolve/math/losses.h"
+#include "gdsolve/math/muon.h"
 #include "gdsolve/math/optimizers.h"
 #include "gdsolve/math/schedules.h"
+#include "gdsolve/math/sophia.h"
 #include "gdsolve/model/step.h"
 #include "gdsolve/structs.h"
 
@@ -74,6 +77,65 @@ GDS_HD inline void mlp_step_element(const MlpConfig& m, const OptimizerConfig& o
         if (f < T(1)) g *= f;
     }
     optimizer_update<T>(o, p.opt, w[j], g, s0[j], s1[j], s2[j]);
+}
+
+// ---- Muon: which parameters are its matrices, and the step's constants ---------------------------
+//
+// Muon updates the weight matrices of the hidden layers: layer l < n_layers - 1, the block of
+// units[l] * units[l + 1] coefficients at its offset, stored fan_in x fan_out row-major (the
+// transpose of torch.nn.Linear's weight, so Muon's A x B shape is fan_out x fan_in). The
+// companion rule updates everything else: the output layer's matrix and every intercept, which
+// is the contiguous tail of the flat vector from the output layer's coefficient offset. A step,
+// after the whole gradient (with its L2 part, clipped) is known:
+//   plan = mlp_muon_step_begin(...);
+//   each hidden layer l: muon_momentum per element (slot 0 is the buffer) into U;
+//       O = newton_schulz(U, units[l], units[l + 1]);  muon_apply per element with
+//       muon_matrix_step(o, plan.muon, units[l + 1], units[l])      (math/muon.h)
+//   the tail: optimizer_update(companion, plan.companion, ...) per element.
+GDS_HD inline bool mlp_muon_layer(int layer, int n_layers) { return layer < n_layers - 1; }
+
+struct MlpMuonPlan {
+    OptimizerStep muon, companion;
+    double penalty;      // alpha / batch: the L2 gradient factor on the coefficients
+    double clip_factor;  // Clip::NORM: min(1, limit / (||g|| + 1e-6)); 1 otherwise
+};
+
+GDS_HD inline MlpMuonPlan mlp_muon_step_begin(const MlpConfig& m, const OptimizerConfig& o,
+                                              const OptimizerConfig& companion,
+                                              const ScheduleConfig& s, FitScalars& st,
+                                              gds_int64 count, double grad_sqnorm) {
+    MlpMuonPlan p;
+    scheduled_muon_steps(o, companion, s, st, p.muon, p.companion);
+    p.penalty = m.alpha / static_cast<double>(count);
+    p.clip_factor = m.clip == static_cast<int>(Clip::NORM)
+                        ? clip_norm_factor(sqrt(grad_sqnorm), m.clip_limit)
+                        : 1.0;
+    return p;
+}
+
+// ---- Sophia's Gauss-Newton-Bartlett draws on the output layer -------------------------------------
+
+// One row's outputs z[0..k) (logits) to d loss / d z at labels drawn from the network's own
+// predictive distribution, times scale (1 / batch rows): a class from the softmax (SOFTMAX), a
+// 0/1 label per logistic output (LOG), a N(z, 1) target per output (SQUARED); the draws are
+// sophia_uniform(key, t, row, q) (math/sophia.h: q = 0 for the class, j for logistic output j,
+// 2j and 2j + 1 for squared output j).
+template <class T>
+GDS_HD inline void mlp_gnb_output_delta(int loss, const T* z, gds_int64 k, gds_uint64 key,
+                                        gds_int64 t, gds_int64 row, T scale, T* delta) {
+    if (loss == static_cast<int>(Loss::SOFTMAX)) {
+        gnb_softmax_delta<T>(z, static_cast<int>(k), sophia_uniform(key, t, row, 0), scale,
+                             delta);
+    } else if (loss == static_cast<int>(Loss::LOG)) {
+        for (gds_int64 j = 0; j < k; ++j)
+            delta[j] = gnb_logistic_delta<T>(z[j], sophia_uniform(key, t, row, static_cast<int>(j)),
+                                             scale);
+    } else {
+        for (gds_int64 j = 0; j < k; ++j)
+            delta[j] = gnb_squared_delta<T>(sophia_uniform(key, t, row, static_cast<int>(2 * j)),
+                                            sophia_uniform(key, t, row, static_cast<int>(2 * j + 1)),
+                                            scale);
+    }
 }
 
 }  // namespace gds
