@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 
@@ -84,7 +85,7 @@ def test_sync_gradient_full_batch_follows_one_machine_for_every_optimizer(client
 
 
 @pytest.mark.parametrize("case", ["ovr-class-weight-l1", "binary-1/L-average", "regression-huber",
-                                  "float32"])
+                                  "float32", "sparse-csr"])
 def test_sync_gradient_full_batch_follows_one_machine(client, three_classes, binary, case):
     est_cls, (X, y), kw = {
         "ovr-class-weight-l1": (SGDLogistic, three_classes,
@@ -94,14 +95,20 @@ def test_sync_gradient_full_batch_follows_one_machine(client, three_classes, bin
         "regression-huber": (SGDLinearRegression, (None, None),
                              dict(loss="huber", epsilon=1.0, learning_rate="constant", eta0=0.1)),
         "float32": (SGDLogistic, binary, dict(learning_rate="constant", eta0=0.5)),
+        "sparse-csr": (SGDLogistic, binary, dict(learning_rate="constant", eta0=0.5)),
     }[case]
     if X is None:
         X, y = make_regression(5000, 8, noise=5.0, random_state=0)
         y = y / y.std()
     if case == "float32":
         X = X.astype(np.float32)
-    one = est_cls(**FULL, random_state=0, **kw).fit(X, y)
     dX, dy = chunked(X, y, chunks=1300)  # unequal last chunk
+    if case == "sparse-csr":
+        X = X * (np.random.RandomState(0).uniform(size=X.shape) < 0.3)
+        dX = chunked(X, chunks=1300)[0].map_blocks(sp.csr_matrix, dtype=X.dtype,
+                                                   meta=sp.csr_matrix((0, 0)))
+        X = sp.csr_matrix(X)
+    one = est_cls(**FULL, random_state=0, **kw).fit(X, y)
     dist = est_cls(**FULL, random_state=0, distributed="sync_gradient", **kw).fit(dX, dy)
     rtol = 1e-5 if case == "float32" else 1e-9
     assert dist.coef_.dtype == one.coef_.dtype

@@ -17,11 +17,12 @@ _counter = itertools.count()
 
 
 def resolve_client(client, name):
-    """The Client a fit runs on: the estimator's `client` (a Client or a scheduler address), or
-    the active one."""
+    """(Client, owned): the Client a fit runs on, the estimator's `client` (a Client, or a
+    scheduler address: a Client of the fit's own, owned = True, closed at its end) or the active
+    one."""
     if client is None:
         try:
-            return get_client()
+            return get_client(), False
         except ValueError:
             raise ValueError(
                 f"{name}: fitting on Dask collections needs a dask.distributed Client: start one "
@@ -31,8 +32,8 @@ def resolve_client(client, name):
     if isinstance(client, str):
         from distributed import Client
 
-        return Client(client, set_as_default=False)
-    return client
+        return Client(client, set_as_default=False), True
+    return client, False
 
 
 def as_dask_array(obj, what, *, ndim=None, client=None):

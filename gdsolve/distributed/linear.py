@@ -125,18 +125,22 @@ class _ShardedLipschitz:
 def fit(est, X, y, sample_weight=None, *, partial=False, classes=None):
     """est.fit (or partial_fit: one epoch continuing the fitted state) on Dask collections."""
     name = type(est).__name__
-    client = resolve_client(est.client, name)
-    data = ShardedData(client, X, y, sample_weight, name)
-    token = uuid.uuid4().hex
+    client, owned = resolve_client(est.client, name)
     saved = dict(est.__dict__)
+    token = uuid.uuid4().hex
+    data = None
     try:
+        data = ShardedData(client, X, y, sample_weight, name)
         return _fit(est, data, token, partial, classes)
     except BaseException:
         est.__dict__.clear()  # no partial model: the estimator as before the call
         est.__dict__.update(saved)
         raise
     finally:
-        data.release(token)
+        if data is not None:
+            data.release(token)
+        if owned:
+            client.close()
 
 
 def _fit(est, data, token, partial, classes):

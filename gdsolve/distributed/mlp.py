@@ -76,18 +76,22 @@ class MlpOps:
 def fit(est, X, y, *, incremental=False, classes=None):
     """est.fit (incremental: partial_fit, one epoch) on Dask collections."""
     name = type(est).__name__
-    client = resolve_client(est.client, name)
-    data = ShardedData(client, X, y, None, name)
-    token = uuid.uuid4().hex
+    client, owned = resolve_client(est.client, name)
     saved = dict(est.__dict__)
+    token = uuid.uuid4().hex
+    data = None
     try:
+        data = ShardedData(client, X, y, None, name)
         return _fit(est, data, token, incremental, classes)
     except BaseException:
         est.__dict__.clear()  # no partial model: the estimator as before the call
         est.__dict__.update(saved)
         raise
     finally:
-        data.release(token)
+        if data is not None:
+            data.release(token)
+        if owned:
+            client.close()
 
 
 def _targets(est, summaries, incremental, classes, first_pass):
