@@ -134,6 +134,25 @@ def test_sync_gradient_full_batch_mlp_follows_one_machine(client, three_classes)
     np.testing.assert_allclose(dist.loss_curve_, one.loss_curve_, rtol=1e-11)
 
 
+def test_partial_fit_on_dask_continues_like_one_machine(client, three_classes):
+    X, y = three_classes
+    dX, dy = chunked(X, y, chunks=1500)
+    kw = dict(batch_size="full", learning_rate="constant", eta0=0.5, random_state=0)
+    one, dist = SGDLogistic(**kw), SGDLogistic(distributed="sync_gradient", **kw)
+    for _ in range(3):
+        one.partial_fit(X, y, classes=[0, 1, 2])
+        dist.partial_fit(dX, dy, classes=[0, 1, 2])
+    np.testing.assert_allclose(dist.coef_, one.coef_, rtol=1e-10, atol=1e-13)
+    assert dist.t_ == one.t_
+    kw = dict(hidden_layer_sizes=(8,), batch_size="full", learning_rate_init=0.01, random_state=0)
+    one, dist = SGDMLPClassifier(**kw), SGDMLPClassifier(distributed="sync_gradient", **kw)
+    for _ in range(3):
+        one.partial_fit(X, y, classes=[0, 1, 2])
+        dist.partial_fit(dX, dy, classes=[0, 1, 2])
+    np.testing.assert_allclose(dist.coefs_[0], one.coefs_[0], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(dist.loss_curve_, one.loss_curve_, rtol=1e-11)
+
+
 def test_sync_gradient_mini_batch_steps_and_schedule_as_one_machine(client, binary):
     X, y = binary
     kw = dict(batch_size=1000, optimizer="adam", learning_rate="cosine", eta0=0.01, max_iter=3,
