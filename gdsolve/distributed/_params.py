@@ -41,6 +41,20 @@ def check_params(est):
                          f"scheduler address or a distributed.Client, got {client!r}")
 
 
+def check_update_rule(est, optimizer):
+    """The distributed fits run the element-wise update rules (SGD, momentum, Nesterov, Adagrad,
+    RMSprop, the Adam family, Lion): their states average slot by slot under local_sgd, and
+    _core.linear_step / _core.mlp_step apply them from a summed gradient under sync_gradient."""
+    from gdsolve._base import resolve_optimizer
+    from gdsolve._codes import Optimizer as OptimizerCode
+
+    opt, _ = resolve_optimizer(optimizer)
+    if int(opt.code) > int(OptimizerCode.LION):
+        raise ValueError(f"{type(est).__name__}: fits on Dask collections run the element-wise "
+                         f"update rules (sgd ... lion); {type(opt).__name__} is not available "
+                         "there yet")
+
+
 class DistributedParamsMixin:
     """`clone` (scikit-learn's, used by GridSearchCV, cross_validate, ...) deep-copies every
     parameter; a distributed.Client cannot be deep-copied, so the clone shares the same Client

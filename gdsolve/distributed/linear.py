@@ -21,6 +21,7 @@ from gdsolve._base import (
 )
 from gdsolve.distributed import _worker
 from gdsolve.distributed._executor import ShardedExecutor
+from gdsolve.distributed._params import check_update_rule
 from gdsolve.distributed._shards import ShardedData, resolve_client
 from gdsolve.linear_model import _REGRESSION_LOSSES
 
@@ -125,6 +126,7 @@ class _ShardedLipschitz:
 def fit(est, X, y, sample_weight=None, *, partial=False, classes=None):
     """est.fit (or partial_fit: one epoch continuing the fitted state) on Dask collections."""
     name = type(est).__name__
+    check_update_rule(est, est.optimizer)  # before any work
     client, owned = resolve_client(est.client, name)
     saved = dict(est.__dict__)
     token = uuid.uuid4().hex

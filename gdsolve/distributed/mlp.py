@@ -20,6 +20,7 @@ from gdsolve._codes import Clip, Loss, PlateauMode
 from gdsolve._codes import Schedule as ScheduleCode
 from gdsolve.distributed import _worker
 from gdsolve.distributed._executor import ShardedExecutor
+from gdsolve.distributed._params import check_update_rule
 from gdsolve.distributed._shards import ShardedData, resolve_client
 
 
@@ -76,6 +77,7 @@ class MlpOps:
 def fit(est, X, y, *, incremental=False, classes=None):
     """est.fit (incremental: partial_fit, one epoch) on Dask collections."""
     name = type(est).__name__
+    check_update_rule(est, est.optimizer)  # before any work
     client, owned = resolve_client(est.client, name)
     saved = dict(est.__dict__)
     token = uuid.uuid4().hex
