@@ -48,6 +48,9 @@ def check_update_rule(est, optimizer):
     from gdsolve._base import resolve_optimizer
     from gdsolve._codes import Optimizer as OptimizerCode
 
+    if getattr(est, "device", "cpu") not in ("cpu", "auto"):
+        raise ValueError(f"{type(est).__name__}: fits on Dask collections run on the workers' "
+                         f"CPUs; use device='cpu' (got device={est.device!r})")
     opt, _ = resolve_optimizer(optimizer)
     if int(opt.code) > int(OptimizerCode.LION):
         raise ValueError(f"{type(est).__name__}: fits on Dask collections run the element-wise "
