@@ -13,7 +13,8 @@ from libc.stdint cimport uint32_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from gdsolve._cdefs cimport (
-    CodeEntry, FitScalars, DriverConfig, LinearConfig, OptimizerConfig, OptimizerScalars,
+    CodeEntry, FitScalars, DriverConfig, LinearConfig, MlpConfig, OptimizerConfig,
+    OptimizerScalars,
     OptimizerStep, PlateauStop, ReduceOnPlateauConfig, ReduceOnPlateauState, ScheduleConfig,
     StructLayout, code_table, gds_int64, struct_layouts as _struct_layouts, struct_ptr,
 )
@@ -113,6 +114,16 @@ cdef extern from "gdsolve/model/linear.h" namespace "gds":
                                    const G* grad, T* s0, T* s1, T* s2, T* A) nogil
     gds_int64 linear_updated_params(const LinearConfig& m, gds_int64 d) nogil
     double linear_clip_sqnorm[T, G](const G* grad, double inv_count, gds_int64 n) nogil
+
+cdef extern from "gdsolve/model/mlp.h" namespace "gds":
+    cdef cppclass MlpStepPlan[T]:
+        T penalty
+    MlpStepPlan[T] mlp_step_begin[T](const MlpConfig& m, const OptimizerConfig& o,
+                                     const ScheduleConfig& s, FitScalars& st, gds_int64 count,
+                                     double grad_sqnorm) nogil
+    void mlp_step_element[T](const MlpConfig& m, const OptimizerConfig& o,
+                             const MlpStepPlan[T]& p, gds_int64 j, gds_int64 n_coef, T* w, T g,
+                             T* s0, T* s1, T* s2) nogil
 
 
 cdef extern from "gdsolve/model/mlp.h" namespace "gds":
@@ -420,6 +431,61 @@ def linear_step(model, optimizer, schedule, scalars, floating[::1] params,
         for j in range(n):
             linear_step_element(m[0], o[0], plan, j, d, &params[0], &grad[0], &slot0[0],
                                 &slot1[0], &slot2[0], a_ptr)
+
+
+# ---- the MLP's step (model/mlp.h), for executors written in Python ----
+
+def mlp_step(model, optimizer, schedule, scalars, floating[::1] params, const double[::1] grad,
+             long count, long n_coef, floating[::1] slot0, floating[::1] slot1,
+             floating[::1] slot2):
+    """One step of model/mlp.h from the batch-mean gradient `grad` (float64, without the L2
+    part) of a batch of `count` rows: the L2 term alpha / count * w on the first n_coef entries
+    (the coefficient matrices), clipping, the rule; params and slots in place, the FitScalars
+    record updated. Returns ||W||^2 over those entries before the step (the batch objective's
+    0.5 alpha ||W||^2 / count)."""
+    cdef MlpConfig* m = <MlpConfig*>struct_ptr(model, "MlpConfig", sizeof(MlpConfig))
+    cdef OptimizerConfig* o = <OptimizerConfig*>struct_ptr(optimizer, "OptimizerConfig",
+                                                           sizeof(OptimizerConfig))
+    cdef ScheduleConfig* s = <ScheduleConfig*>struct_ptr(schedule, "ScheduleConfig",
+                                                         sizeof(ScheduleConfig))
+    cdef FitScalars* st = <FitScalars*>struct_ptr(scalars, "FitScalars", sizeof(FitScalars), True)
+    cdef gds_int64 n = params.shape[0]
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    if n_coef < 0 or n_coef > n:
+        raise ValueError(f"n_coef must be in 0..{n}, got {n_coef}")
+    for arr, what in ((grad, "grad"), (slot0, "slot0"), (slot1, "slot1"), (slot2, "slot2")):
+        if arr.shape[0] != n:
+            raise ValueError(f"{what} has {arr.shape[0]} elements, params {n}")
+    cdef bint clip_norm = int(model["clip"].reshape(-1)[0]) == 2  # Clip::NORM
+    cdef floating penalty = <floating>(float(model["alpha"].reshape(-1)[0]) / <double>count)
+    cdef double sq_w = 0.0, sq_g = 0.0
+    cdef floating g
+    cdef gds_int64 j
+    cdef MlpStepPlan[double] plan64
+    cdef MlpStepPlan[float] plan32
+    if n == 0:
+        return 0.0
+    with nogil:
+        for j in range(n_coef):
+            sq_w += <double>params[j] * <double>params[j]
+        if clip_norm:  # the norm of the gradient the rule would see, L2 part included
+            for j in range(n):
+                g = <floating>grad[j]
+                if j < n_coef:
+                    g = g + penalty * params[j]
+                sq_g += <double>g * <double>g
+        if floating is double:
+            plan64 = mlp_step_begin[double](m[0], o[0], s[0], st[0], count, sq_g)
+            for j in range(n):
+                mlp_step_element[double](m[0], o[0], plan64, j, n_coef, &params[0], grad[j],
+                                         &slot0[0], &slot1[0], &slot2[0])
+        else:
+            plan32 = mlp_step_begin[float](m[0], o[0], s[0], st[0], count, sq_g)
+            for j in range(n):
+                mlp_step_element[float](m[0], o[0], plan32, j, n_coef, &params[0],
+                                        <float>grad[j], &slot0[0], &slot1[0], &slot2[0])
+    return sq_w
 
 
 # ---- per-element math (tests, and gdsolve.schedules's optimal t0) ----

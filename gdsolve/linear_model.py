@@ -49,6 +49,9 @@ from gdsolve._base import (
 )
 from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
+from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
+from gdsolve.distributed import dask_fit as _dask_fit
+from gdsolve.distributed import dask_predict as _dask_predict
 from gdsolve.gpu import inputs as gpu_inputs
 from gdsolve.gpu.linear import GpuLinearExecutor
 from gdsolve.optim import Muon, Optimizer, Sophia
@@ -95,7 +98,12 @@ def lipschitz_constant(X, sample_weight, fit_intercept, rows=None):
 
     BLAS runs single-threaded here: a threaded X'X was measured 10-50x slower than one thread
     on a busy 2-core machine (its threads spin against the other load). A large dense X is
-    instead cut into row blocks, one per thread (_dense_gram_and_colsum)."""
+    instead cut into row blocks, one per thread (_dense_gram_and_colsum).
+
+    X may also be an object with its own `lipschitz_constant(sample_weight, fit_intercept,
+    rows)`: a distributed data set computes it where its blocks live (gdsolve.distributed)."""
+    if hasattr(X, "lipschitz_constant"):
+        return X.lipschitz_constant(sample_weight, fit_intercept, rows)
     if gpu_inputs.is_cupy_array(X):  # the Gram matrix on the device, its eigenvalue here
         return _device_lipschitz_constant(X, sample_weight, fit_intercept, rows)
     with threadpool_limits(1, user_api="blas"):
@@ -179,7 +187,7 @@ def _lipschitz_constant(X, sample_weight, fit_intercept, rows):
     return max(float(lam) * 1.01, 0.0)  # Lanczos converges from below: a small margin
 
 
-class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
+class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
     """Parameters, validation and the loop call shared by the two estimators."""
 
     _is_classifier = False
@@ -249,6 +257,7 @@ class _SGDLinearBase(GdsolveEstimatorMixin, BaseEstimator):
                 and not isinstance(self.optimizer, Optimizer):
             raise ValueError(f"{name}: eta0 must be > 0 with learning_rate="
                              f"{self.learning_rate!r}")
+        check_distributed_params(self)
 
     # -- inputs and the device -------------------------------------------------------------------
     def _validate_X_y(self, X, y, reset, **kwargs):
@@ -572,6 +581,18 @@ _COMMON_DOC = """
         On the GPU, hold X in this 2-byte dtype (half the memory and the reads); parameters,
         products, accumulation and updates stay float32. float16 CuPy input implies 'float16'.
         Dense X only; 'bfloat16' needs ml_dtypes.
+    distributed : {'local_sgd', 'sync_gradient'}, default='local_sgd'
+        How a fit on Dask collections (dask.array / dask.dataframe, with a dask.distributed
+        Client) trains on the workers that hold the blocks (docs/distributed.md).
+        'local_sgd': every worker trains on its blocks from the current model for one local
+        epoch (or ``sync_every`` steps), then the models and optimizer states are averaged,
+        weighted by rows. 'sync_gradient': every step sums the gradients of all blocks (full
+        batch, or each block's share of a global batch) and takes one step. Ignored for
+        NumPy / SciPy input.
+    sync_every : int or None, default=None
+        local_sgd: local steps (batches) between averages; None: one local epoch.
+    client : distributed.Client, str or None, default=None
+        The Client (or scheduler address) of a Dask fit; None: the active Client.
 
     Attributes
     ----------
@@ -605,7 +626,8 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
                  power_t=0.25, batch_size=1, max_iter=1000, tol=1e-3, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
                  average=False, clip_grad_norm=None, epsilon=0.1, warm_start=False, verbose=0,
-                 device="cpu", mixed_precision=None):
+                 device="cpu", mixed_precision=None, distributed="local_sgd",
+                 sync_every=None, client=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -630,6 +652,9 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         self.verbose = verbose
         self.device = device
         self.mixed_precision = mixed_precision
+        self.distributed = distributed
+        self.sync_every = sync_every
+        self.client = client
 
     def _check_params(self):
         super()._check_params()
@@ -652,6 +677,8 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
     def fit(self, X, y, sample_weight=None):
         """Fit by gradient descent for up to max_iter epochs (one compiled call)."""
         self._check_params()
+        if any_dask(X, y, sample_weight):  # data-parallel on the Dask cluster
+            return _dask_fit(self, X, y, sample_weight)
         X, y, sw = self._prepare(X, y, sample_weight, reset=True)
         n, d = X.shape
         dtype = self._compute_dtype(X)
@@ -673,6 +700,8 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the previous state (t, averaging, optimizer)."""
         self._check_params()
+        if any_dask(X, y, sample_weight):
+            return _dask_fit(self, X, y, sample_weight, partial=True)
         first = not hasattr(self, "_fit_states")
         X, y, sw = self._prepare(X, y, sample_weight, reset=first)
         n, d = X.shape
@@ -689,11 +718,14 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         return self
 
     def predict(self, X):
-        """X @ coef_ + intercept_ (a CuPy array for CuPy input)."""
+        """X @ coef_ + intercept_ (a CuPy array for CuPy input; a lazy Dask array, computed
+        blockwise, for Dask input)."""
         scores = self._device_scores(X)
         if scores is not None:
             return scores.ravel()
         check_is_fitted(self)
+        if any_dask(X):
+            return _dask_predict(self, X, "predict")
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32], reset=False)
         out = X @ self.coef_.astype(X.dtype, copy=False) + self.intercept_[0]
@@ -721,7 +753,7 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
                  early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
                  average=False, clip_grad_norm=None, class_weight=None,
                  multi_class="multinomial", warm_start=False, verbose=0, device="cpu",
-                 mixed_precision=None):
+                 mixed_precision=None, distributed="local_sgd", sync_every=None, client=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -747,6 +779,9 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         self.verbose = verbose
         self.device = device
         self.mixed_precision = mixed_precision
+        self.distributed = distributed
+        self.sync_every = sync_every
+        self.client = client
 
     def _check_params(self):
         super()._check_params()
@@ -823,6 +858,8 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         """Fit by gradient descent for up to max_iter epochs (one compiled call, or one per
         class for one-vs-rest)."""
         self._check_params()
+        if any_dask(X, y, sample_weight):  # data-parallel on the Dask cluster
+            return _dask_fit(self, X, y, sample_weight)
         X, y, sw = self._prepare(X, y, sample_weight, reset=True)
         classes, y_idx = _encode_labels(y)
         if classes.shape[0] < 2:
@@ -859,6 +896,8 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         """One epoch over (X, y), continuing the previous state. `classes` (all labels) is
         required on the first call."""
         self._check_params()
+        if any_dask(X, y, sample_weight):
+            return _dask_fit(self, X, y, sample_weight, partial=True, classes=classes)
         first = _check_partial_fit_first_call(self, classes)
         X, y, sw = self._prepare(X, y, sample_weight, reset=first)
         if len(self.classes_) < 2:
@@ -882,6 +921,8 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         if scores is not None:
             return scores.ravel() if scores.shape[1] == 1 else scores
         check_is_fitted(self)
+        if any_dask(X):
+            return _dask_predict(self, X, "decision_function")
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32], reset=False)
         scores = np.asarray(X @ self.coef_.T.astype(X.dtype, copy=False)) + self.intercept_
@@ -889,7 +930,11 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
 
     def predict(self, X):
         """Predicted classes; for CuPy input a CuPy array (of the class indices mapped to the
-        classes, which must then be numbers)."""
+        classes, which must then be numbers); a lazy Dask array, computed blockwise, for Dask
+        input."""
+        if any_dask(X):
+            check_is_fitted(self)
+            return _dask_predict(self, X, "predict")
         if not gpu_inputs.is_cupy_array(X):
             return super().predict(X)
         scores = self.decision_function(X)
@@ -907,7 +952,9 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
 
     def predict_proba(self, X):
         """Class probabilities: sigmoid (binary), softmax (multinomial), or normalised
-        one-vs-rest sigmoids (CuPy arrays for CuPy input)."""
+        one-vs-rest sigmoids (CuPy arrays for CuPy input, lazy Dask arrays for Dask input)."""
+        if any_dask(X):
+            return _dask_predict(self, X, "predict_proba")
         special, xp = self._device_special(X)
         scores = self.decision_function(X)
         if special is not None:
@@ -930,6 +977,8 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
 
     def predict_log_proba(self, X):
         """Logarithm of predict_proba, computed stably where the model allows it."""
+        if any_dask(X):
+            return _dask_predict(self, X, "predict_log_proba")
         special, xp = self._device_special(X)
         if special is not None:
             return xp.log(self.predict_proba(X))

@@ -35,6 +35,9 @@ from gdsolve._base import (
 )
 from gdsolve._codes import Activation, Clip, Loss, PlateauMode
 from gdsolve._codes import Schedule as ScheduleCode
+from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
+from gdsolve.distributed import dask_fit_mlp as _dask_fit
+from gdsolve.distributed import dask_predict as _dask_predict
 from gdsolve.gpu import inputs as gpu_inputs
 from gdsolve.gpu import mlp as gpu_mlp
 from gdsolve.optim import Muon, Sophia
@@ -117,7 +120,7 @@ def _verbose_printer(verbose):
     return show
 
 
-class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
+class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
     """Shared fit machinery; subclasses define the targets (`_encode_targets`) and outputs."""
 
     def __init__(
@@ -143,6 +146,9 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         verbose=False,
         device="cpu",
         mixed_precision=None,
+        distributed="local_sgd",
+        sync_every=None,
+        client=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -164,6 +170,9 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         self.verbose = verbose
         self.device = device
         self.mixed_precision = mixed_precision
+        self.distributed = distributed
+        self.sync_every = sync_every
+        self.client = client
 
     # ---- parameter checks (all before any work) --------------------------------------------
 
@@ -220,6 +229,7 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
         for flag in ("early_stopping", "shuffle", "warm_start"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        check_distributed_params(self)
 
     def _batch_size_for(self, n_samples):
         if self.batch_size == "auto":
@@ -454,7 +464,11 @@ class _BaseSGDMLP(GdsolveEstimatorMixin, BaseEstimator):
                                 _cpu_mlp.MlpArrays(X))
 
     def fit(self, X, y):
-        """Fit the network on (X, y): at most max_iter epochs in one compiled call."""
+        """Fit the network on (X, y): at most max_iter epochs in one compiled call (on the
+        workers of a Dask cluster for Dask input)."""
+        if any_dask(X, y):
+            self._check_params()
+            return _dask_fit(self, X, y)
         return self._fit(X, y, incremental=False)
 
     def __sklearn_tags__(self):
@@ -523,6 +537,16 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
         Predictions on CuPy input are CuPy arrays; fitted attributes are NumPy arrays.
     mixed_precision : {None, 'float16', 'bfloat16'}, default=None
         On the GPU, hold X in this 2-byte dtype; parameters and arithmetic stay float32.
+    distributed : {'local_sgd', 'sync_gradient'}, default='local_sgd'
+        How a fit on Dask collections (with a dask.distributed Client) trains on the workers
+        that hold the blocks (docs/distributed.md): 'local_sgd' trains every worker on its
+        blocks for one local epoch (or ``sync_every`` batches) from the current network, then
+        averages the parameters and optimizer states weighted by rows; 'sync_gradient' sums
+        every batch's gradient over the blocks and takes one step. Ignored for NumPy input.
+    sync_every : int or None, default=None
+        local_sgd: local batches between averages; None: one local epoch.
+    client : distributed.Client, str or None, default=None
+        The Client (or scheduler address) of a Dask fit; None: the active Client.
 
     Attributes: classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_,
     validation_scores_, best_validation_score_, n_iter_, t_, n_layers_, n_outputs_,
@@ -570,6 +594,8 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
         self._check_params()
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
+        if any_dask(X, y):
+            return _dask_fit(self, X, y, incremental=True, classes=classes)
         if not hasattr(self, "classes_"):
             if classes is None and not type_of_target(y).startswith("multilabel"):
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -590,7 +616,11 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
 
     def predict(self, X):
         """Predicted classes (or label indicator rows for a multilabel model); a CuPy array for
-        CuPy input (the classes must then be numbers)."""
+        CuPy input (the classes must then be numbers); a lazy Dask array, computed blockwise,
+        for Dask input."""
+        if any_dask(X):
+            check_is_fitted(self)
+            return _dask_predict(self, X, "predict")
         proba = self._forward(X)
         if gpu_inputs.is_cupy_array(proba):
             xp = gpu_inputs.runtime_for().xp
@@ -605,6 +635,9 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of classes_."""
+        if any_dask(X):
+            check_is_fitted(self)
+            return _dask_predict(self, X, "predict_proba")
         proba = self._forward(X)
         if self.n_outputs_ == 1:
             p = proba.ravel()
@@ -613,6 +646,9 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
         return proba
 
     def predict_log_proba(self, X):
+        if any_dask(X):
+            check_is_fitted(self)
+            return _dask_predict(self, X, "predict_log_proba")
         proba = self.predict_proba(X)
         xp = gpu_inputs.runtime_for().xp if gpu_inputs.is_cupy_array(proba) else np
         return xp.log(proba, out=proba)
@@ -644,9 +680,16 @@ class SGDMLPRegressor(RegressorMixin, _BaseSGDMLP):
 
     def partial_fit(self, X, y):
         """One epoch over (X, y), continuing the optimizer state."""
+        if any_dask(X, y):
+            self._check_params()
+            return _dask_fit(self, X, y, incremental=True)
         return self._fit(X, y, incremental=True)
 
     def predict(self, X):
-        """Predicted targets, (n_samples,) for one output."""
+        """Predicted targets, (n_samples,) for one output; a lazy Dask array, computed
+        blockwise, for Dask input."""
+        if any_dask(X):
+            check_is_fitted(self)
+            return _dask_predict(self, X, "predict")
         out = self._forward(X)
         return out.ravel() if out.shape[1] == 1 else out
