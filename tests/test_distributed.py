@@ -55,11 +55,12 @@ def chunked(*arrays, chunks):
             for a in arrays]
 
 
-def test_import_gdsolve_never_imports_dask():
+def test_import_gdsolve_never_imports_dask(tmp_path):
     code = ("import sys, numpy as np, gdsolve; "
             "gdsolve.SGDLogistic(max_iter=2, tol=None).fit(np.eye(4), [0, 1, 0, 1]); "
             "assert not any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # cwd away from the checkout: the fresh interpreter must import the installed package
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 # ---- sync_gradient, full batch: the single machine's trajectory ---------------------------------
@@ -356,14 +357,14 @@ def test_bad_distributed_parameters_are_refused_before_any_work():
         SGDLinearRegression(client=3).fit(X, y)
 
 
-def test_no_client_gives_a_clear_error():
+def test_no_client_gives_a_clear_error(tmp_path):
     code = ("import dask.array as da, gdsolve\n"
             "try:\n"
             "    gdsolve.SGDLogistic().fit(da.ones((8, 2), chunks=4), da.arange(8, chunks=4) % 2)\n"
             "except ValueError as e:\n"
             "    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout
+                         text=True, cwd=tmp_path).stdout
     assert "needs a dask.distributed Client" in out and "client=" in out
 
 

@@ -218,7 +218,7 @@ def test_a_gpu_fitted_model_predicts_on_a_machine_without_a_gpu(cp, problem, tmp
         "**{n: m.predict_proba(X) for n, m in models.items()})\n"
     )
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120, cwd=tmp_path)
     out = np.load(tmp_path / "out.npz")
     for name, proba in expected.items():
         np.testing.assert_allclose(out[name], proba, rtol=1e-6, atol=1e-7)
