@@ -72,6 +72,21 @@ def divergence_error(estimator_name, epoch):
     )
 
 
+def settle_loop_statuses(reports, states, new_states, estimator_name, max_iter, tol):
+    """After the loops of one fit (one per class for one-vs-rest): warn for an interrupted or
+    unconverged loop (an interrupted fit keeps, for the loops it did not reach, copies of their
+    starting states, appended to new_states)."""
+    statuses = [r.status for r in reports]
+    if FIT_INTERRUPTED in statuses:
+        stop = reports[statuses.index(FIT_INTERRUPTED)].stop_epoch
+        handle_fit_status(FIT_INTERRUPTED, stop, estimator_name, max_iter, tol)
+        new_states += [s.copy() for s in states[len(new_states):]]
+    elif FIT_MAX_ITER in statuses:
+        handle_fit_status(FIT_MAX_ITER, max_iter, estimator_name, max_iter, tol)
+    else:
+        assert all(s == FIT_CONVERGED for s in statuses)
+
+
 def handle_fit_status(status, epoch, estimator_name, max_iter, tol):
     """Raise or warn for a loop's status. Returns True when fitted attributes may be assigned.
 

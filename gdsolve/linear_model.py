@@ -37,15 +37,14 @@ from threadpoolctl import threadpool_limits
 
 from gdsolve import _core, _cpu_linear, _structs, engine
 from gdsolve._base import (
-    FIT_CONVERGED,
     FIT_DIVERGED,
     FIT_INTERRUPTED,
-    FIT_MAX_ITER,
     GdsolveEstimatorMixin,
     available_threads,
     handle_fit_status,
     resolve_optimizer,
     resolve_schedule,
+    settle_loop_statuses,
 )
 from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
@@ -126,6 +125,16 @@ def _device_lipschitz_constant(X, sample_weight, fit_intercept, rows):
     return max(float(np.linalg.eigvalsh(gram / n)[-1]), 0.0)
 
 
+def _gram_and_colsum(X, sw):
+    """X' S X and the column sums of S X (S = diag(sw), or the identity), in float64, for dense
+    or CSR X. Callers: _lipschitz_constant, the Dask workers' gram_stats."""
+    if sp.issparse(X):
+        Xs = X if sw is None else sp.diags(sw) @ X
+        return (np.asarray((X.T @ Xs).todense(), dtype=np.float64),
+                np.asarray(Xs.sum(axis=0), dtype=np.float64).ravel())
+    return _dense_gram_and_colsum(X, sw)
+
+
 def _dense_gram_and_colsum(X, sw):
     """X' S X and the column sums of S X (S = diag(sw), or the identity), in float64. Large X is
     cut into row blocks, one single-threaded BLAS product per thread, summed in block order: on
@@ -155,12 +164,7 @@ def _lipschitz_constant(X, sample_weight, fit_intercept, rows):
     dtype = np.float64 if X.dtype == np.float64 else np.float32
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=dtype)
     if d + 1 <= _GRAM_MAX_FEATURES:
-        if sp.issparse(X):
-            Xs = X if sw is None else sp.diags(sw) @ X
-            gram = np.asarray((X.T @ Xs).todense(), dtype=np.float64)
-            colsum = np.asarray(Xs.sum(axis=0), dtype=np.float64).ravel()
-        else:
-            gram, colsum = _dense_gram_and_colsum(X, sw)
+        gram, colsum = _gram_and_colsum(X, sw)
         total = float(n if sw is None else sw.sum(dtype=np.float64))
         if fit_intercept:
             gram = np.block([[gram, colsum[:, None]], [colsum[None, :], np.array([[total]])]])
@@ -443,15 +447,7 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
             reports.append(rep)
             if rep.status == FIT_INTERRUPTED:
                 break
-        statuses = [r.status for r in reports]
-        if FIT_INTERRUPTED in statuses:
-            stop = reports[statuses.index(FIT_INTERRUPTED)].stop_epoch
-            handle_fit_status(FIT_INTERRUPTED, stop, name, max_iter, tol)
-            new_states += [s.copy() for s in states[len(new_states):]]
-        elif FIT_MAX_ITER in statuses:
-            handle_fit_status(FIT_MAX_ITER, max_iter, name, max_iter, tol)
-        else:
-            assert all(s == FIT_CONVERGED for s in statuses)
+        settle_loop_statuses(reports, states, new_states, name, max_iter, tol)
         return new_states, reports
 
     def _new_states(self, n_loops, n_outputs, n_features, dtype, coef_init=None,

@@ -264,25 +264,8 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         units = [X.shape[1]] + hidden + [n_outputs]
         rs = check_random_state(self.random_state)
 
-        if first_pass:
-            coefs, intercepts = glorot_uniform_init(units, self.activation, rs, dtype)
-            params = pack_parameters(coefs, intercepts, dtype)
-            state = None
-            loss_curve, val_curve = [], None
-        else:
-            prev_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-            if prev_units != units:
-                raise ValueError(
-                    f"warm_start/partial_fit needs the same layer sizes as the fitted model "
-                    f"{prev_units}, got {units}; set warm_start=False to refit"
-                )
-            params = pack_parameters(self.coefs_, self.intercepts_, dtype)
-            state = self._fit_state
-            loss_curve = list(self.loss_curve_)
-            val_curve = (list(self.validation_scores_) if self.validation_scores_ is not None
-                         else None)
-        if self.early_stopping and val_curve is None:
-            val_curve = []
+        params, state, loss_curve, val_curve = self._start_parameters(units, rs, dtype,
+                                                                      first_pass)
 
         # early stopping: hold out a validation split drawn from the RandomState, after the
         # initial weights (as scikit-learn, which stratifies only single-output targets)
@@ -320,7 +303,6 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
             raise ValueError("the MLP estimators run Sophia with estimator='gnb' (the exact "
                              "Gauss-Newton diagonal is offered for the linear models), got "
                              f"{optimizer.estimator!r}")
-        max_epochs = 1 if incremental else int(self.max_iter)
         total_steps = int(self.max_iter) * int(math.ceil(n_train / batch_size))
         schedule, schedule_config = resolve_schedule(
             self.learning_rate, lr=base_lr, total_steps=total_steps, alpha=self.alpha or None,
@@ -328,58 +310,12 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         )
         plateau_lr = float(schedule_config.get("base_lr", base_lr))
 
-        # optimizer state: kept across partial_fit calls, fresh for every fit (as scikit-learn)
-        keep_optimizer = incremental and state is not None
-        if keep_optimizer:
-            state = state.astype(dtype)  # a copy: a failed call keeps the fitted state
-            state.params = params
-        else:
-            slots = _initial_slots(optimizer, companion, params, units, dtype)
-            scalars = None if state is None else state.scalars.copy()
-            state = engine.FitState(params, slots=slots, scalars=None)
-            if scalars is None:
-                state.update(plateau_lr=plateau_lr)
-            else:  # warm start: the stopping counters and samples seen carry over
-                state.scalars[...] = scalars
-                state.update(plateau_lr=plateau_lr, **_OPTIMIZER_RESET)
-        if getattr(self, "_early_stopping_state", self.early_stopping) != self.early_stopping:
-            # the best value switches between training loss and validation score
-            state.update(best=np.inf, no_improvement=0)
-        state.best_params = None
-        if self.early_stopping:
-            state.best_params = (pack_parameters(*self._best_parameters, dtype)
-                                 if not first_pass and hasattr(self, "_best_parameters")
-                                 else params.copy())
+        state = self._start_state(state, params, optimizer, companion, units, dtype, incremental,
+                                  first_pass, plateau_lr)
         state.start_fit(seed, order=np.arange(n_train, dtype=np.uint32))
-
-        inner = getattr(schedule, "inner", schedule)
-        plateau_mode = (PlateauMode.ADAPTIVE if schedule.code == ScheduleCode.ADAPTIVE else
-                        PlateauMode.REDUCE_ON_PLATEAU
-                        if schedule.code == ScheduleCode.REDUCE_ON_PLATEAU else PlateauMode.NONE)
-        driver = _structs.record("DriverConfig", {
-            "max_iter": max_epochs,
-            "batch_size": batch_size,
-            "shuffle": bool(self.shuffle),
-            "tol": float(self.tol),
-            # scikit-learn's MLP stops after more than n_iter_no_change epochs without progress
-            "patience": int(self.n_iter_no_change) + 1,
-            "count_plateau": True,
-            "stop_on_plateau": not incremental,
-            "monitor_score": bool(self.early_stopping),
-            "plateau_mode": int(plateau_mode),
-            "keep_best": bool(self.early_stopping),
-        })
-        plateau_cfg = (inner.plateau_config() if plateau_mode == PlateauMode.REDUCE_ON_PLATEAU
-                       else {})
-        rules = engine.FitRules(driver, _structs.record("ScheduleConfig", schedule_config),
-                                _core.plateau_record(plateau_cfg))
-        model = _structs.record("MlpConfig", {
-            "activation": int(_ACTIVATIONS[self.activation]),
-            "loss": int(loss),
-            "alpha": float(self.alpha),
-            "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
-            "clip_limit": float(self.clip_grad_norm or 0.0),
-        })
+        rules = self._fit_rules(schedule, schedule_config, batch_size, incremental)
+        driver = rules.driver
+        model = self._model_record(loss)
         n_threads = 1 if place.gpu else _cpu_mlp.team_size(available_threads(), batch_size)
         opt_record = _structs.record("OptimizerConfig", optimizer.to_config())
         if place.gpu:
@@ -405,6 +341,95 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         if report.status == FIT_DIVERGED:  # pragma: no cover - handle_fit_status raised
             return self
 
+        return self._store_fit(state, report, units, loss, n_outputs, loss_curve, val_curve)
+
+    # ---- the pieces of a fit that every executor's path shares (also gdsolve.distributed.mlp) --
+
+    def _start_parameters(self, units, rs, dtype, first_pass):
+        """(parameter vector, the fitted FitState or None, the loss and validation curves so
+        far): Glorot draws for a fresh fit, the fitted model for warm_start / partial_fit."""
+        if first_pass:
+            coefs, intercepts = glorot_uniform_init(units, self.activation, rs, dtype)
+            params = pack_parameters(coefs, intercepts, dtype)
+            state = None
+            loss_curve, val_curve = [], None
+        else:
+            prev_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            if prev_units != units:
+                raise ValueError(
+                    f"warm_start/partial_fit needs the same layer sizes as the fitted model "
+                    f"{prev_units}, got {units}; set warm_start=False to refit"
+                )
+            params = pack_parameters(self.coefs_, self.intercepts_, dtype)
+            state = self._fit_state
+            loss_curve = list(self.loss_curve_)
+            val_curve = (list(self.validation_scores_) if self.validation_scores_ is not None
+                         else None)
+        if self.early_stopping and val_curve is None:
+            val_curve = []
+        return params, state, loss_curve, val_curve
+
+    def _start_state(self, state, params, optimizer, companion, units, dtype, incremental,
+                     first_pass, plateau_lr):
+        """The FitState this call trains (start_fit not yet called). The optimizer state is kept
+        across partial_fit calls and fresh for every fit (as scikit-learn)."""
+        if incremental and state is not None:
+            state = state.astype(dtype)  # a copy: a failed call keeps the fitted state
+            state.params = params
+        else:
+            slots = _initial_slots(optimizer, companion, params, units, dtype)
+            scalars = None if state is None else state.scalars.copy()
+            state = engine.FitState(params, slots=slots, scalars=None)
+            if scalars is None:
+                state.update(plateau_lr=plateau_lr)
+            else:  # warm start: the stopping counters and samples seen carry over
+                state.scalars[...] = scalars
+                state.update(plateau_lr=plateau_lr, **_OPTIMIZER_RESET)
+        if getattr(self, "_early_stopping_state", self.early_stopping) != self.early_stopping:
+            # the best value switches between training loss and validation score
+            state.update(best=np.inf, no_improvement=0)
+        state.best_params = None
+        if self.early_stopping:
+            state.best_params = (pack_parameters(*self._best_parameters, dtype)
+                                 if not first_pass and hasattr(self, "_best_parameters")
+                                 else params.copy())
+        return state
+
+    def _fit_rules(self, schedule, schedule_config, batch_size, incremental):
+        """The driver's records (DriverConfig, ScheduleConfig, ReduceOnPlateauConfig)."""
+        inner = getattr(schedule, "inner", schedule)
+        plateau_mode = (PlateauMode.ADAPTIVE if schedule.code == ScheduleCode.ADAPTIVE else
+                        PlateauMode.REDUCE_ON_PLATEAU
+                        if schedule.code == ScheduleCode.REDUCE_ON_PLATEAU else PlateauMode.NONE)
+        driver = _structs.record("DriverConfig", {
+            "max_iter": 1 if incremental else int(self.max_iter),
+            "batch_size": batch_size,
+            "shuffle": bool(self.shuffle),
+            "tol": float(self.tol),
+            # scikit-learn's MLP stops after more than n_iter_no_change epochs without progress
+            "patience": int(self.n_iter_no_change) + 1,
+            "count_plateau": True,
+            "stop_on_plateau": not incremental,
+            "monitor_score": bool(self.early_stopping),
+            "plateau_mode": int(plateau_mode),
+            "keep_best": bool(self.early_stopping),
+        })
+        plateau_cfg = (inner.plateau_config() if plateau_mode == PlateauMode.REDUCE_ON_PLATEAU
+                       else {})
+        return engine.FitRules(driver, _structs.record("ScheduleConfig", schedule_config),
+                               _core.plateau_record(plateau_cfg))
+
+    def _model_record(self, loss):
+        return _structs.record("MlpConfig", {
+            "activation": int(_ACTIVATIONS[self.activation]),
+            "loss": int(loss),
+            "alpha": float(self.alpha),
+            "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
+            "clip_limit": float(self.clip_grad_norm or 0.0),
+        })
+
+    def _store_fit(self, state, report, units, loss, n_outputs, loss_curve, val_curve):
+        """The fitted attributes from the trained state and the driver's report."""
         self.coefs_, self.intercepts_ = unpack_parameters(state.params, units)
         self._fit_state = state
         self._early_stopping_state = bool(self.early_stopping)

@@ -36,6 +36,29 @@ def resolve_client(client, name):
     return client, False
 
 
+def fit_on_shards(est, X, y, sample_weight, fit_body):
+    """Shard X, y (and sample_weight) on the estimator's client and return
+    fit_body(data, token). On any error the estimator is restored as it was before the call (no
+    partial model); the shards are released and a Client of the fit's own is closed either way."""
+    name = type(est).__name__
+    client, owned = resolve_client(est.client, name)
+    saved = dict(est.__dict__)
+    token = uuid.uuid4().hex
+    data = None
+    try:
+        data = ShardedData(client, X, y, sample_weight, name)
+        return fit_body(data, token)
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(saved)
+        raise
+    finally:
+        if data is not None:
+            data.release(token)
+        if owned:
+            client.close()
+
+
 def as_dask_array(obj, what, *, ndim=None, client=None):
     """A Dask array of `obj` (Dask arrays as they are; DataFrames / Series persisted, then with
     their partition lengths taken from the persisted partitions; NumPy arrays split later to

@@ -384,6 +384,18 @@ def local_round(spec, index, xb, yb, swb, payload, seed, r, threads):
     return _mlp_round(spec, shard, index, st, seed, r, shuffle, threads)
 
 
+def _per_epoch(shard, kind, seed, make):
+    """The shard's `kind` array for the epoch of `seed`, made once per epoch by make(); the
+    previous epoch's is dropped (the rounds of one epoch share it, and memory holds one)."""
+    key = (kind, seed)
+    value = shard.derived.get(key)
+    if value is None:
+        for old in [k for k in shard.derived if k[0] == kind]:
+            del shard.derived[old]
+        value = shard.derived[key] = make()
+    return value
+
+
 def _linear_round(spec, shard, index, st, seed, r, shuffle, threads):
     X, y, sw, train, val = _linear_problem(spec, shard, index)
     batch = int(spec.records["driver"]["batch_size"][0])
@@ -396,12 +408,7 @@ def _linear_round(spec, shard, index, st, seed, r, shuffle, threads):
         start, stop = _round_bounds(n_train, batch, spec.sync_every, r)
         if stop <= start:
             return {"status": int(FitStatus.MAX_ITER), "objective": 0.0, "rows": 0}
-        key = ("order", seed)
-        order = shard.derived.get(key)
-        if order is None:
-            for old in [k for k in shard.derived if k[0] == "order"]:
-                del shard.derived[old]
-            order = shard.derived[key] = epoch_order(train, seed, shuffle)
+        order = _per_epoch(shard, "order", seed, lambda: epoch_order(train, seed, shuffle))
         rows = order[start:stop]
         ex = _linear_executor(spec, shard, index, rows.shape[0], False, threads)
     st.order = np.ascontiguousarray(rows, dtype=np.uint32)
@@ -423,13 +430,8 @@ def _mlp_round(spec, shard, index, st, seed, r, shuffle, threads):
             return {"status": int(FitStatus.MAX_ITER), "objective": 0.0, "rows": 0}
         # the MLP executor walks its training arrays in memory order when it does not shuffle:
         # the shard is permuted into this epoch's order once, and each round trains on a slice
-        key = ("mlp_epoch", seed)
-        permuted = shard.derived.get(key)
-        if permuted is None:
-            for old in [k for k in shard.derived if k[0] == "mlp_epoch"]:
-                del shard.derived[old]
-            order = epoch_order(np.arange(n_train), seed, shuffle).astype(np.int64)
-            permuted = shard.derived[key] = _take(train, order)
+        permuted = _per_epoch(shard, "mlp_epoch", seed, lambda: _take(
+            train, epoch_order(np.arange(n_train), seed, shuffle).astype(np.int64)))
         part = _slice(permuted, start, stop)
         ex = _mlp_executor(spec, part, False, threads)
         st.order = np.arange(part.n_rows, dtype=np.uint32)
@@ -474,12 +476,7 @@ def gradient(spec, index, xb, yb, swb, params, seed, j, n_pieces, scale, threads
     if n_pieces <= 1:
         rows = np.ascontiguousarray(train, dtype=np.uint32)
     else:
-        key = ("order", seed)
-        order = shard.derived.get(key)
-        if order is None:
-            for old in [k for k in shard.derived if k[0] == "order"]:
-                del shard.derived[old]
-            order = shard.derived[key] = epoch_order(train, seed, shuffle)
+        order = _per_epoch(shard, "order", seed, lambda: epoch_order(train, seed, shuffle))
         start, stop = piece_bounds(n_train, n_pieces, j)
         rows = order[start:stop]
     if rows.shape[0] == 0:
@@ -541,7 +538,7 @@ def validation_stats(spec, index, xb, yb, swb, params):
 def gram_stats(spec, index, xb, yb, swb, fit_intercept):
     """(X' S X, column sums of S X, sum of S, rows) over the shard's training rows, float64: the
     client sums them into the Gram matrix whose largest eigenvalue sets the full-batch step."""
-    from gdsolve.linear_model import _dense_gram_and_colsum
+    from gdsolve.linear_model import _gram_and_colsum
 
     shard = _shard(spec, index, xb, yb, swb)
     _, _, sw, train, _ = _linear_problem(spec, shard, index)
@@ -549,12 +546,7 @@ def gram_stats(spec, index, xb, yb, swb, fit_intercept):
     if train.shape[0] != X.shape[0]:
         X = X[train]
         sw = None if sw is None else sw[train]
-    if sp.issparse(X):
-        Xs = X if sw is None else sp.diags(sw) @ X
-        gram = np.asarray((X.T @ Xs).todense(), dtype=np.float64)
-        colsum = np.asarray(Xs.sum(axis=0), dtype=np.float64).ravel()
-    else:
-        gram, colsum = _dense_gram_and_colsum(X, sw)
+    gram, colsum = _gram_and_colsum(X, sw)
     total = float(X.shape[0] if sw is None else np.sum(sw, dtype=np.float64))
     return gram, colsum, total, int(X.shape[0])
 

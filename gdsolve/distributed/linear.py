@@ -4,7 +4,6 @@ with the data in shards on the workers and a ShardedExecutor in place of the CPU
 Called by the estimators' dispatch hooks (linear_model.py) when X is a Dask collection.
 """
 
-import uuid
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -13,16 +12,15 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classi
 
 from gdsolve import _core, engine
 from gdsolve._base import (
-    FIT_CONVERGED,
     FIT_DIVERGED,
     FIT_INTERRUPTED,
-    FIT_MAX_ITER,
     handle_fit_status,
+    settle_loop_statuses,
 )
 from gdsolve.distributed import _worker
 from gdsolve.distributed._executor import ShardedExecutor
 from gdsolve.distributed._params import check_update_rule
-from gdsolve.distributed._shards import ShardedData, resolve_client
+from gdsolve.distributed._shards import fit_on_shards
 from gdsolve.linear_model import _REGRESSION_LOSSES
 
 _MAX_LANCZOS_FEATURES = 2000  # as linear_model._GRAM_MAX_FEATURES
@@ -125,24 +123,9 @@ class _ShardedLipschitz:
 
 def fit(est, X, y, sample_weight=None, *, partial=False, classes=None):
     """est.fit (or partial_fit: one epoch continuing the fitted state) on Dask collections."""
-    name = type(est).__name__
     check_update_rule(est, est.optimizer)  # before any work
-    client, owned = resolve_client(est.client, name)
-    saved = dict(est.__dict__)
-    token = uuid.uuid4().hex
-    data = None
-    try:
-        data = ShardedData(client, X, y, sample_weight, name)
-        return _fit(est, data, token, partial, classes)
-    except BaseException:
-        est.__dict__.clear()  # no partial model: the estimator as before the call
-        est.__dict__.update(saved)
-        raise
-    finally:
-        if data is not None:
-            data.release(token)
-        if owned:
-            client.close()
+    return fit_on_shards(est, X, y, sample_weight,
+                         lambda data, token: _fit(est, data, token, partial, classes))
 
 
 def _fit(est, data, token, partial, classes):
@@ -253,15 +236,7 @@ def _fit(est, data, token, partial, classes):
         reports.append(rep)
         if rep.status == FIT_INTERRUPTED:
             break
-    statuses = [r.status for r in reports]
-    if FIT_INTERRUPTED in statuses:
-        stop = reports[statuses.index(FIT_INTERRUPTED)].stop_epoch
-        handle_fit_status(FIT_INTERRUPTED, stop, name, max_iter, tol)
-        new_states += [s.copy() for s in states[len(new_states):]]
-    elif FIT_MAX_ITER in statuses:
-        handle_fit_status(FIT_MAX_ITER, max_iter, name, max_iter, tol)
-    else:
-        assert all(s == FIT_CONVERGED for s in statuses)
+    settle_loop_statuses(reports, states, new_states, name, max_iter, tol)
 
     coef, intercept = est._store(new_states, reports, n_outputs, d, dtype)
     est.coef_ = coef if clf else coef.ravel()

@@ -6,7 +6,6 @@ targets are found by a first pass over the blocks. Called by the estimators' dis
 """
 
 import math
-import uuid
 
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
@@ -16,12 +15,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from gdsolve import _core, _structs, engine
 from gdsolve import neural_network as nn
 from gdsolve._base import FIT_DIVERGED, handle_fit_status, resolve_optimizer, resolve_schedule
-from gdsolve._codes import Clip, Loss, PlateauMode
-from gdsolve._codes import Schedule as ScheduleCode
+from gdsolve._codes import Loss
 from gdsolve.distributed import _worker
 from gdsolve.distributed._executor import ShardedExecutor
 from gdsolve.distributed._params import check_update_rule
-from gdsolve.distributed._shards import ShardedData, resolve_client
+from gdsolve.distributed._shards import fit_on_shards
 
 
 class MlpOps:
@@ -76,24 +74,9 @@ class MlpOps:
 
 def fit(est, X, y, *, incremental=False, classes=None):
     """est.fit (incremental: partial_fit, one epoch) on Dask collections."""
-    name = type(est).__name__
     check_update_rule(est, est.optimizer)  # before any work
-    client, owned = resolve_client(est.client, name)
-    saved = dict(est.__dict__)
-    token = uuid.uuid4().hex
-    data = None
-    try:
-        data = ShardedData(client, X, y, None, name)
-        return _fit(est, data, token, incremental, classes)
-    except BaseException:
-        est.__dict__.clear()  # no partial model: the estimator as before the call
-        est.__dict__.update(saved)
-        raise
-    finally:
-        if data is not None:
-            data.release(token)
-        if owned:
-            client.close()
+    return fit_on_shards(est, X, y, None,
+                         lambda data, token: _fit(est, data, token, incremental, classes))
 
 
 def _targets(est, summaries, incremental, classes, first_pass):
@@ -172,24 +155,7 @@ def _fit(est, data, token, incremental, classes):
     units = [d] + hidden + [n_outputs]
     rs = check_random_state(est.random_state)
 
-    if first_pass:
-        coefs, intercepts = nn.glorot_uniform_init(units, est.activation, rs, dtype)
-        params = nn.pack_parameters(coefs, intercepts, dtype)
-        state = None
-        loss_curve, val_curve = [], None
-    else:
-        prev_units = [est.coefs_[0].shape[0]] + [c.shape[1] for c in est.coefs_]
-        if prev_units != units:
-            raise ValueError(
-                f"warm_start/partial_fit needs the same layer sizes as the fitted model "
-                f"{prev_units}, got {units}; set warm_start=False to refit")
-        params = nn.pack_parameters(est.coefs_, est.intercepts_, dtype)
-        state = est._fit_state
-        loss_curve = list(est.loss_curve_)
-        val_curve = (list(est.validation_scores_) if est.validation_scores_ is not None
-                     else None)
-    if est.early_stopping and val_curve is None:
-        val_curve = []
+    params, state, loss_curve, val_curve = est._start_parameters(units, rs, dtype, first_pass)
 
     # early stopping: a validation split per block, drawn after the initial weights
     fraction = float(est.validation_fraction) if est.early_stopping else 0.0
@@ -214,7 +180,6 @@ def _fit(est, data, token, incremental, classes):
                          "local epoch is one step: leave sync_every=None")
 
     optimizer, base_lr = resolve_optimizer(est.optimizer, est.learning_rate_init)
-    max_epochs = 1 if incremental else int(est.max_iter)
     if strategy == "local_sgd":  # per-step schedules count the steps of one local trajectory
         largest = max(n_train)
         steps_per_epoch = math.ceil(largest / min(batch_size, largest))
@@ -226,57 +191,13 @@ def _fit(est, data, token, incremental, classes):
         loss=Loss.LOG if nn.is_classifier_loss(loss) else Loss.SQUARED, power_t=est.power_t)
     plateau_lr = float(schedule_config.get("base_lr", base_lr))
 
-    keep_optimizer = incremental and state is not None
-    if keep_optimizer:
-        state = state.astype(dtype)
-        state.params = params
-    else:
-        init = optimizer.init_state(params)
-        slots = [np.ascontiguousarray(init[n], dtype=dtype) for n in optimizer.state_slot_names]
-        scalars = None if state is None else state.scalars.copy()
-        state = engine.FitState(params, slots=slots, scalars=None)
-        if scalars is None:
-            state.update(plateau_lr=plateau_lr)
-        else:
-            state.scalars[...] = scalars
-            state.update(plateau_lr=plateau_lr, **nn._OPTIMIZER_RESET)
-    if getattr(est, "_early_stopping_state", est.early_stopping) != est.early_stopping:
-        state.update(best=np.inf, no_improvement=0)
-    state.best_params = None
-    if est.early_stopping:
-        state.best_params = (nn.pack_parameters(*est._best_parameters, dtype)
-                             if not first_pass and hasattr(est, "_best_parameters")
-                             else params.copy())
+    state = est._start_state(state, params, optimizer, None, units, dtype, incremental,
+                             first_pass, plateau_lr)
     state.start_fit(seed)
     state.order = None
-
-    inner = getattr(schedule, "inner", schedule)
-    plateau_mode = (PlateauMode.ADAPTIVE if schedule.code == ScheduleCode.ADAPTIVE else
-                    PlateauMode.REDUCE_ON_PLATEAU
-                    if schedule.code == ScheduleCode.REDUCE_ON_PLATEAU else PlateauMode.NONE)
-    driver = _structs.record("DriverConfig", {
-        "max_iter": max_epochs,
-        "batch_size": batch_size,
-        "shuffle": bool(est.shuffle),
-        "tol": float(est.tol),
-        "patience": int(est.n_iter_no_change) + 1,
-        "count_plateau": True,
-        "stop_on_plateau": not incremental,
-        "monitor_score": bool(est.early_stopping),
-        "plateau_mode": int(plateau_mode),
-        "keep_best": bool(est.early_stopping),
-    })
-    plateau_cfg = (inner.plateau_config() if plateau_mode == PlateauMode.REDUCE_ON_PLATEAU
-                   else {})
-    rules = engine.FitRules(driver, _structs.record("ScheduleConfig", schedule_config),
-                            _core.plateau_record(plateau_cfg))
-    model = _structs.record("MlpConfig", {
-        "activation": int(nn._ACTIVATIONS[est.activation]),
-        "loss": int(loss),
-        "alpha": float(est.alpha),
-        "clip": int(Clip.NORM if est.clip_grad_norm is not None else Clip.NONE),
-        "clip_limit": float(est.clip_grad_norm or 0.0),
-    })
+    rules = est._fit_rules(schedule, schedule_config, batch_size, incremental)
+    driver = rules.driver
+    model = est._model_record(loss)
     optimizer_rec = _structs.record("OptimizerConfig", optimizer.to_config())
     records = {"model": model, "optimizer": optimizer_rec, "schedule": rules.schedule,
                "driver": driver, "cpu": _structs.record("CpuConfig", {"n_threads": 1})}
@@ -299,25 +220,7 @@ def _fit(est, data, token, incremental, classes):
     if report.status == FIT_DIVERGED:  # pragma: no cover - handle_fit_status raised
         return est
 
-    est.coefs_, est.intercepts_ = nn.unpack_parameters(state.params, units)
-    est._fit_state = state
-    est._early_stopping_state = bool(est.early_stopping)
-    est.n_layers_ = len(units)
-    est.n_outputs_ = n_outputs
-    est.out_activation_ = nn._OUT_ACTIVATION[loss]
-    est.loss_curve_ = loss_curve + report.loss_curve
-    est.loss_ = est.loss_curve_[-1] if est.loss_curve_ else float("nan")
-    est.n_iter_ = int(report.n_epochs)
-    est.t_ = int(state["t"] - 1)
-    if est.early_stopping:
-        est.validation_scores_ = val_curve + report.val_scores
-        est.best_validation_score_ = float(-state["best"])
-        est.best_loss_ = None
-        est._best_parameters = nn.unpack_parameters(state.best_params.copy(), units)
-    else:
-        est.validation_scores_ = None
-        est.best_validation_score_ = None
-        est.best_loss_ = float(state["best"])
+    est._store_fit(state, report, units, loss, n_outputs, loss_curve, val_curve)
     est.n_features_in_ = d
     if data.names is not None:
         est.feature_names_in_ = data.names
