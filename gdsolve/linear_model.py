@@ -125,6 +125,23 @@ def _device_lipschitz_constant(X, sample_weight, fit_intercept, rows):
     return max(float(np.linalg.eigvalsh(gram / n)[-1]), 0.0)
 
 
+def start_call_state(state, seed, rules, order):
+    """A copy of one loop's state for this fit / partial_fit call: the driver's counters start
+    afresh; the parameters, optimizer state and sample count carry over. Callers: the linear
+    estimators' loops, gdsolve.distributed.linear."""
+    return state.copy().start_fit(
+        seed, order=order, best=np.inf, no_improvement=0, lr_factor=1.0, plateau_best=np.inf,
+        plateau_bad_epochs=0, plateau_cooldown=0, plateau_lr=float(rules.schedule["base_lr"][0]))
+
+
+def run_loop(executor, state, rules, on_epoch, name, max_iter, tol):
+    """engine.run for one loop; a diverged loop raises here, before any model is assigned."""
+    rep = engine.run(executor, state, rules, on_epoch=on_epoch)
+    if rep.status == FIT_DIVERGED:
+        handle_fit_status(rep.status, rep.stop_epoch, name, max_iter, tol)
+    return rep
+
+
 def _gram_and_colsum(X, sw):
     """X' S X and the column sums of S X (S = diag(sw), or the identity), in float64, for dense
     or CSR X. Callers: _lipschitz_constant, the Dask workers' gram_stats."""
@@ -432,17 +449,10 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
                 executor = _cpu_linear.LinearExecutor(model, optimizer, rules.schedule,
                                                       rules.driver, cpu, Xloop, y_k,
                                                       sample_weight, n_train, val_rows)
-            # each fit / partial_fit call starts the driver's counters afresh; the parameters,
-            # optimizer state and sample count carry over
-            st = state.copy().start_fit(
-                seed, order=train_rows, best=np.inf, no_improvement=0, lr_factor=1.0,
-                plateau_best=np.inf, plateau_bad_epochs=0, plateau_cooldown=0,
-                plateau_lr=float(rules.schedule["base_lr"][0]))
+            st = start_call_state(state, seed, rules, train_rows)
             label = "" if labels is None else f"class {labels[k]!r}, "
-            rep = engine.run(executor, st, rules, on_epoch=self._verbose_printer(label))
+            rep = run_loop(executor, st, rules, self._verbose_printer(label), name, max_iter, tol)
             rep.gathered = getattr(executor, "gathered", False)
-            if rep.status == FIT_DIVERGED:
-                handle_fit_status(rep.status, rep.stop_epoch, name, max_iter, tol)
             new_states.append(st)
             reports.append(rep)
             if rep.status == FIT_INTERRUPTED:

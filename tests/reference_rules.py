@@ -106,8 +106,8 @@ class ReferenceOptimizer:
             return w - lr * buf
         return w - lr * g / denom
 
-    # Adam / AdamW: bias-corrected moments, eps added after sqrt(v_hat); AdamW decays w first.
-    def _adam(self, w, g, lr, beta1, decoupled=False):
+    # Adam's family: weight decay (decoupled: w shrinks first; else L2 in g), then both moments.
+    def _decay_and_moments(self, w, g, lr, beta1, decoupled):
         h = self.h
         b1 = h["betas"][0] if beta1 is None else beta1
         b2 = h["betas"][1]
@@ -119,6 +119,12 @@ class ReferenceOptimizer:
         v = self._zeros("v", w)
         m[:] = b1 * m + (1 - b1) * g
         v[:] = b2 * v + (1 - b2) * g * g
+        return b1, b2, w, m, v
+
+    # Adam / AdamW: bias-corrected moments, eps added after sqrt(v_hat); AdamW decays w first.
+    def _adam(self, w, g, lr, beta1, decoupled=False):
+        h = self.h
+        b1, b2, w, m, v = self._decay_and_moments(w, g, lr, beta1, decoupled)
         if h["amsgrad"]:
             vmax = self._zeros("vmax", w)
             vmax[:] = np.maximum(vmax, v)
@@ -135,20 +141,13 @@ class ReferenceOptimizer:
     # NAdam (Dozat; PyTorch's momentum-decay schedule mu_t = b1 (1 - 0.5 * 0.96^(t psi))).
     def _nadam(self, w, g, lr, beta1):
         h = self.h
-        b1 = h["betas"][0] if beta1 is None else beta1
-        b2 = h["betas"][1]
         psi = h["momentum_decay"]
-        if h["decoupled_weight_decay"]:
-            w = w * (1 - lr * h["weight_decay"])
-        else:
-            g = g + h["weight_decay"] * w
+        g_decayed = g if h["decoupled_weight_decay"] else g + h["weight_decay"] * w
+        b1, b2, w, m, v = self._decay_and_moments(w, g, lr, beta1, h["decoupled_weight_decay"])
+        g = g_decayed
         mu_t = b1 * (1 - 0.5 * 0.96 ** (self.t * psi))
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((self.t + 1) * psi))
         self.mu_product *= mu_t
-        m = self._zeros("m", w)
-        v = self._zeros("v", w)
-        m[:] = b1 * m + (1 - b1) * g
-        v[:] = b2 * v + (1 - b2) * g * g
         denom = np.sqrt(v / (1 - b2**self.t)) + h["eps"]
         w = w - lr * (1 - mu_t) / (1 - self.mu_product) * g / denom
         return w - lr * mu_next / (1 - self.mu_product * mu_next) * m / denom
@@ -156,16 +155,7 @@ class ReferenceOptimizer:
     # RAdam (Liu et al. 2020): rectified adaptive step once the variance estimate is tractable.
     def _radam(self, w, g, lr, beta1):
         h = self.h
-        b1 = h["betas"][0] if beta1 is None else beta1
-        b2 = h["betas"][1]
-        if h["decoupled_weight_decay"]:
-            w = w * (1 - lr * h["weight_decay"])
-        else:
-            g = g + h["weight_decay"] * w
-        m = self._zeros("m", w)
-        v = self._zeros("v", w)
-        m[:] = b1 * m + (1 - b1) * g
-        v[:] = b2 * v + (1 - b2) * g * g
+        b1, b2, w, m, v = self._decay_and_moments(w, g, lr, beta1, h["decoupled_weight_decay"])
         t = self.t
         m_hat = m / (1 - b1**t)
         rho_inf = 2 / (1 - b2) - 1

@@ -59,17 +59,23 @@ def table_rows(report):
     return rows
 
 
-def format_table(report):
-    rows = table_rows(report)
-    widths = [max(len(str(c)) for c in col) for col in zip(TABLE_COLUMNS, *rows, strict=False)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(TABLE_COLUMNS, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
+def _blank_repeated_cases(rows):
+    """The rows with the case name shown only on the first row of each case."""
     previous = None
     for row in rows:
         shown = list(row)
         if row[0] == previous:
             shown[0] = ""
         previous = row[0]
+        yield shown
+
+
+def format_table(report):
+    rows = table_rows(report)
+    widths = [max(len(str(c)) for c in col) for col in zip(TABLE_COLUMNS, *rows, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(TABLE_COLUMNS, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for shown in _blank_repeated_cases(rows):
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(shown, widths, strict=True)))
     return "\n".join(lines)
 
@@ -92,12 +98,7 @@ def format_markdown(report, image_prefix=""):
              f"Machine: {machine_summary(report['machine'])}", "",
              "| " + " | ".join(TABLE_COLUMNS) + " |",
              "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"]
-    previous = None
-    for row in rows:
-        shown = list(row)
-        if row[0] == previous:
-            shown[0] = ""
-        previous = row[0]
+    for shown in _blank_repeated_cases(rows):
         lines.append("| " + " | ".join(str(c) for c in shown) + " |")
     lines += ["", "Ratios are gdsolve/peer against the paired gdsolve solver (below 1: gdsolve "
               "is faster); gap is (objective - optimum) / |optimum|."]

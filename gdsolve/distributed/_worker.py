@@ -535,17 +535,23 @@ def validation_stats(spec, index, xb, yb, swb, params):
     return np.stack([n, (e * e).sum(axis=0), yv.sum(axis=0), (yv * yv).sum(axis=0)], axis=1)
 
 
-def gram_stats(spec, index, xb, yb, swb, fit_intercept):
-    """(X' S X, column sums of S X, sum of S, rows) over the shard's training rows, float64: the
-    client sums them into the Gram matrix whose largest eigenvalue sets the full-batch step."""
-    from gdsolve.linear_model import _gram_and_colsum
-
+def _training_rows(spec, index, xb, yb, swb):
+    """(X, sample weights or None) of the shard's training rows (validation rows left out)."""
     shard = _shard(spec, index, xb, yb, swb)
     _, _, sw, train, _ = _linear_problem(spec, shard, index)
     X = shard.X
     if train.shape[0] != X.shape[0]:
         X = X[train]
         sw = None if sw is None else sw[train]
+    return X, sw
+
+
+def gram_stats(spec, index, xb, yb, swb, fit_intercept):
+    """(X' S X, column sums of S X, sum of S, rows) over the shard's training rows, float64: the
+    client sums them into the Gram matrix whose largest eigenvalue sets the full-batch step."""
+    from gdsolve.linear_model import _gram_and_colsum
+
+    X, sw = _training_rows(spec, index, xb, yb, swb)
     gram, colsum = _gram_and_colsum(X, sw)
     total = float(X.shape[0] if sw is None else np.sum(sw, dtype=np.float64))
     return gram, colsum, total, int(X.shape[0])
@@ -554,12 +560,7 @@ def gram_stats(spec, index, xb, yb, swb, fit_intercept):
 def matvec_stats(spec, index, xb, yb, swb, v, fit_intercept):
     """X~' S X~ v over the shard's training rows (X~ = [X, 1] with an intercept), float64: one
     product of the Lanczos iteration for more than 2000 features."""
-    shard = _shard(spec, index, xb, yb, swb)
-    _, _, sw, train, _ = _linear_problem(spec, shard, index)
-    X = shard.X
-    if train.shape[0] != X.shape[0]:
-        X = X[train]
-        sw = None if sw is None else sw[train]
+    X, sw = _training_rows(spec, index, xb, yb, swb)
     d = X.shape[1]
     z = np.asarray(X @ v[:d], dtype=np.float64).ravel() + (v[d] if fit_intercept else 0.0)
     if sw is not None:

@@ -10,18 +10,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 
-from gdsolve import _core, engine
+from gdsolve import _core
 from gdsolve._base import (
-    FIT_DIVERGED,
     FIT_INTERRUPTED,
-    handle_fit_status,
     settle_loop_statuses,
 )
 from gdsolve.distributed import _worker
 from gdsolve.distributed._executor import ShardedExecutor
 from gdsolve.distributed._params import check_update_rule
 from gdsolve.distributed._shards import fit_on_shards
-from gdsolve.linear_model import _REGRESSION_LOSSES
+from gdsolve.linear_model import _REGRESSION_LOSSES, run_loop, start_call_state
 
 _MAX_LANCZOS_FEATURES = 2000  # as linear_model._GRAM_MAX_FEATURES
 
@@ -220,18 +218,13 @@ def _fit(est, data, token, partial, classes):
                                    sync_every=est.sync_every, batch=batch,
                                    shuffle=bool(est.shuffle), n_train=n_train, n_val=n_val)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        st = state.copy().start_fit(
-            seed, best=np.inf, no_improvement=0, lr_factor=1.0, plateau_best=np.inf,
-            plateau_bad_epochs=0, plateau_cooldown=0,
-            plateau_lr=float(rules.schedule["base_lr"][0]))
+        st = start_call_state(state, seed, rules, None)
         st.order = None
         label = "" if n_loops == 1 else f"class {est.classes_[k]!r}, "
-        rep = engine.run(executor, st, rules, on_epoch=est._verbose_printer(label))
+        rep = run_loop(executor, st, rules, est._verbose_printer(label), name, max_iter, tol)
         rep.per_sample, rep.gathered = None, False
         stats["rounds"] += executor.rounds
         stats["bytes_sent"] += executor.bytes_sent
-        if rep.status == FIT_DIVERGED:
-            handle_fit_status(rep.status, rep.stop_epoch, name, max_iter, tol)
         new_states.append(st)
         reports.append(rep)
         if rep.status == FIT_INTERRUPTED:
