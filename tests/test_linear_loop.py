@@ -5,10 +5,6 @@ same, and the loop's guarantees: dense == sparse, float32 ~ float64, bit-reprodu
 partial_fit == one epoch of fit, divergence and Ctrl-C handling.
 """
 
-import os
-import signal
-import threading
-import time
 import warnings
 
 import numpy as np
@@ -22,7 +18,6 @@ from sklearn.preprocessing import StandardScaler
 
 import gdsolve.linear_model as linear_model
 from gdsolve import SGDLinearRegression, SGDLogistic, _cpu_linear, _structs, engine
-from gdsolve._base import FitInterruptedWarning
 from gdsolve._codes import Loss
 from gdsolve.optim import make_optimizer
 from gdsolve.schedules import make_schedule
@@ -291,23 +286,12 @@ def test_divergence_raises_and_keeps_the_previous_model():
 
 
 @pytest.mark.parametrize("gather", [0, 1], ids=["direct", "gathered-rows"])
-def test_ctrl_c_stops_promptly_and_keeps_the_last_epoch(monkeypatch, gather):
+def test_ctrl_c_stops_promptly_and_keeps_the_last_epoch(monkeypatch, gather, fit_interrupted):
     # gathered: a helper thread feeds the rows; the interrupt must stop and join it too
     monkeypatch.setattr(linear_model, "_GATHER_ROWS", gather)
     X, y = make_classification(20000, 50, random_state=0)
     est = SGDLogistic(max_iter=100000, tol=None, random_state=0)
-    # a process started in the background by a non-interactive shell ignores SIGINT: make it raise
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-    start = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.warns(FitInterruptedWarning, match="interrupted"):
-            est.fit(X, y)
-    finally:
-        timer.cancel()
-        signal.signal(signal.SIGINT, previous)
-    assert time.perf_counter() - start < 2.0
+    assert fit_interrupted(est, X, y, 0.3) < 2.0
     assert 1 <= est.n_iter_ < 100000
     assert len(est.loss_curve_) == est.n_iter_
     assert np.all(np.isfinite(est.coef_)) and est.score(X, y) > 0.7

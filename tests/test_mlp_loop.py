@@ -5,8 +5,6 @@ coincide.
 """
 
 import os
-import signal
-import threading
 import warnings
 
 import numpy as np
@@ -18,9 +16,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from gdsolve import _core, _cpu_mlp, _structs, engine
-from gdsolve._base import FitInterruptedWarning
 from gdsolve._codes import Activation, Loss
-from gdsolve.neural_network import SGDMLPClassifier, SGDMLPRegressor
+from gdsolve.neural_network import (
+    SGDMLPClassifier,
+    SGDMLPRegressor,
+    pack_parameters,
+    unpack_parameters,
+)
 from gdsolve.optim import SGD, Adam
 from gdsolve.schedules import StepLR
 
@@ -69,18 +71,11 @@ def ref_loss_grad(coefs, intercepts, X, target, kind, activation, alpha):
 
 
 def flat(coefs, intercepts):
-    return np.concatenate([c.ravel() for c in coefs] + [b.ravel() for b in intercepts])
+    """The executors' parameter layout (every coefficient matrix, then every bias), float64."""
+    return pack_parameters(coefs, intercepts, np.float64)
 
 
-def unflat(p, units):
-    coefs, intercepts, off = [], [], 0
-    for a, b in zip(units[:-1], units[1:], strict=True):
-        coefs.append(p[off:off + a * b].reshape(a, b))
-        off += a * b
-    for b in units[1:]:
-        intercepts.append(p[off:off + b])
-        off += b
-    return coefs, intercepts
+unflat = unpack_parameters
 
 
 def glorot(units, activation, seed):
@@ -399,24 +394,14 @@ def test_divergence_raises_and_keeps_previous_model():
 
 
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to itself")
-def test_ctrl_c_stops_the_compiled_loop_and_leaves_a_usable_model():
+def test_ctrl_c_stops_the_compiled_loop_and_leaves_a_usable_model(fit_interrupted):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(1000, 5))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     # short epochs (~2 ms) and a fit that would run for minutes
     est = SGDMLPClassifier(hidden_layer_sizes=(16,), max_iter=100000, tol=0.0,
                            learning_rate_init=0.01, n_iter_no_change=10**8, random_state=0)
-    # a process started in the background by a non-interactive shell ignores SIGINT: make it raise
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.warns(FitInterruptedWarning, match="interrupted"):
-            est.fit(X, y)
-    finally:
-        timer.cancel()
-        timer.join()
-        signal.signal(signal.SIGINT, previous)
+    fit_interrupted(est, X, y, 0.5)
     assert 0 < est.n_iter_ < 100000
     assert len(est.loss_curve_) == est.n_iter_
     assert np.all([np.isfinite(c).all() for c in est.coefs_])
