@@ -298,13 +298,3 @@ def test_gpu_fitted_model_pickles_and_predicts_like_the_cpu(data):
     cpu = SGDLogistic(optimizer="adam", learning_rate="constant", eta0=0.01, batch_size=64,
                       max_iter=3, tol=None, random_state=0).fit(X, y)
     assert np.mean(back.predict(X) == cpu.predict(X)) == 1.0
-
-
-def test_muon_and_sophia_are_refused_on_the_gpu_before_any_work(data):
-    X, y = data["c"]
-    for est in (SGDMLPClassifier(optimizer="muon", device="cuda"),
-                SGDMLPClassifier(optimizer="sophia", device="cuda"),
-                SGDLogistic(optimizer="sophia", batch_size=64, device="cuda")):
-        with pytest.raises(ValueError, match="runs on the CPU only"):
-            est.fit(X, y)
-        assert not hasattr(est, "coef_") and not hasattr(est, "coefs_")
