@@ -324,7 +324,8 @@ MUON_CASES = {
     "defaults-constant": (lambda: Muon(lr=0.02), dict(learning_rate="constant")),
     "original-cosine-clip": (lambda: Muon(lr=0.02, adjust_lr_fn="original"),
                              dict(learning_rate="cosine", clip_grad_norm=0.5)),
-    "match-rms-adamw-one-cycle": (lambda: Muon(lr=0.02, adjust_lr_fn="match_rms_adamw"),
+    "match-rms-adamw-one-cycle": (lambda: Muon(lr=0.02, adjust_lr_fn="match_rms_adamw",
+                                               companion=AdamW(lr=0.005, weight_decay=0.05)),
                                   dict(learning_rate="one_cycle")),
     "no-nesterov-sgd-companion-invscaling-l2": (
         lambda: Muon(lr=0.05, nesterov=False, weight_decay=0.0,
