@@ -37,6 +37,13 @@ def _upload(rt, dev, host):
         dev.set(np.ascontiguousarray(host))
 
 
+def sophia_refreshing_batches(optimizer, state, n_batches):
+    """The epoch's batches whose step refreshes Sophia's estimate (math/sophia.h's
+    sophia_refresh of step t; batch b is step optimizer_step + b + 1: one step a batch)."""
+    t0 = int(state.scalars["optimizer_step"][0])
+    return frozenset(b for b in range(n_batches) if _core.sophia_refresh(optimizer, t0 + b + 1))
+
+
 class GpuLinearExecutor:
     """The GPU executor of one linear fit. X: a dense (n, d) array (NumPy or CuPy; float32 /
     float64, or held as float16 / bfloat16 with mixed precision) or a CSR matrix (scipy.sparse
@@ -144,8 +151,6 @@ class GpuLinearExecutor:
                 whole = self.train_view[0] is self.X
                 self.train_sq = self.X_sq if whole else self.X_sq[xp.asarray(order)]
         if self.sophia:
-            from gdsolve.gpu.mlp import sophia_refreshing_batches
-
             # the draws' key: the generator as the epoch starts (before its shuffle), as the CPU's
             _upload(rt, self.key, state.scalars["rng"].astype(np.uint64))
             self.refresh = sophia_refreshing_batches(self.optimizer, state, self.n_batches)

@@ -27,7 +27,7 @@ from gdsolve._codes import Activation, FitStatus, Loss
 from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve.gpu import backend
 from gdsolve.gpu.graphs import EpochGraph
-from gdsolve.gpu.linear import _upload
+from gdsolve.gpu.linear import _upload, sophia_refreshing_batches
 
 
 def _layout(units):
@@ -68,13 +68,6 @@ def predict_output(runtime, units, activation, loss, params, X):
     if loss == Loss.LOG:
         return 1.0 / (1.0 + xp.exp(-Z))
     return Z
-
-
-def sophia_refreshing_batches(optimizer, state, n_batches):
-    """The epoch's batches whose step refreshes Sophia's estimate (math/sophia.h's
-    sophia_refresh of step t; batch b is step optimizer_step + b + 1: one step a batch)."""
-    t0 = int(state.scalars["optimizer_step"][0])
-    return frozenset(b for b in range(n_batches) if _core.sophia_refresh(optimizer, t0 + b + 1))
 
 
 class GpuMlpExecutor:
