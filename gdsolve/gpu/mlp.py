@@ -70,6 +70,62 @@ def predict_output(runtime, units, activation, loss, params, X):
     return Z
 
 
+class NewtonSchulz:
+    """math/muon.h's newton_schulz on the device for matrices of the given (R, C) shapes:
+    buffers for the largest, allocated once (two iterates R x C, the Gram matrix and its
+    polynomial m x m with m = min(R, C), the squares of U); the products on cuBLAS (the wide
+    orientation through transposes, as the CPU's), the normalisation and the combinations in
+    mlp.cu's kernels. `optimizer`: Muon's OptimizerConfig record."""
+
+    def __init__(self, runtime, module, optimizer, shapes):
+        xp, dt = runtime.xp, module.dtype
+        big = max((r * c for r, c in shapes), default=0)
+        square = max((min(r, c) ** 2 for r, c in shapes), default=0)
+        self.xp, self.module, self.optimizer = xp, module, optimizer
+        self.x = [xp.zeros(big, dt), xp.zeros(big, dt)]  # x[0][:R*C] takes U
+        self.sq = xp.zeros(big, np.float64)  # U's squares (the momentum kernel writes them)
+        self.gram = xp.zeros(square, dt)
+        self.poly = xp.zeros(square, dt)
+        self.norm = xp.zeros(1, np.float64)
+        o = optimizer
+        self.coefficients = (float(o["ns_a"][0]), float(o["ns_b"][0]), float(o["ns_c"][0]))
+        self.steps = int(o["ns_steps"][0])
+
+    def orthogonalise(self, R, C):
+        """U = x[0][:R*C] (row-major R x C, its squares in sq) to its orthogonalisation;
+        returns the flat view that holds it."""
+        xp, m = self.xp, self.module
+        n = R * C
+        U = self.x[0][:n]
+        grid, block = backend.launch_shape(n)
+        xp.sum(self.sq[:n], out=self.norm.reshape(()))
+        m.kernel("muon_normalize_kernel")(grid, block, (self.optimizer, self.norm, U,
+                                                        np.int64(n)))
+        tall = R > C
+        k = C if tall else R
+        gram = self.gram[:k * k].reshape(k, k)
+        poly = self.poly[:k * k].reshape(k, k)
+        a, b, c = self.coefficients
+        combine = m.kernel("muon_combine_kernel")
+        gk, bk = backend.launch_shape(k * k)
+        X, Y = U.reshape(R, C), self.x[1][:n].reshape(R, C)
+        for _ in range(self.steps):
+            # A = X X' (wide) or X' X (tall); B = b A + c A A; X <- a X + B X (or X B')
+            if tall:
+                xp.matmul(X.T, X, out=gram)
+            else:
+                xp.matmul(X, X.T, out=gram)
+            xp.matmul(gram, gram, out=poly)
+            combine(gk, bk, (b, gram, c, poly, poly, np.int64(k * k)))
+            if tall:
+                xp.matmul(X, poly.T, out=Y)
+            else:
+                xp.matmul(poly, X, out=Y)
+            combine(grid, block, (a, X, 1.0, Y, Y, np.int64(n)))
+            X, Y = Y, X
+        return X.reshape(n)
+
+
 class GpuMlpExecutor:
     """The GPU executor of one MLP fit: layer sizes `units`, the training data (X dense (n, d),
     targets Y (n, k) for SQUARED / LOG, or labels (n,) int for SOFTMAX), the validation data
@@ -149,23 +205,11 @@ class GpuMlpExecutor:
             self.key = xp.zeros(1, np.uint64)
 
     def _muon_buffers(self):
-        """Newton-Schulz's buffers for the largest hidden matrix, once per fit: two iterates
-        (R x C), the Gram matrix and its polynomial (m x m, m = min(R, C)), U's squares."""
-        xp, dt = self.rt.xp, self.dtype
         # model/mlp.h's mlp_muon_layer: every layer but the output layer
         self.muon_layers = list(range(self.n_layers - 1))
         shapes = [(self.units[l], self.units[l + 1]) for l in self.muon_layers]
-        big = max((r * c for r, c in shapes), default=0)
-        square = max((min(r, c) ** 2 for r, c in shapes), default=0)
-        self.muon_x = [xp.zeros(big, dt), xp.zeros(big, dt)]
-        self.muon_sq = xp.zeros(big, np.float64)
-        self.muon_gram = xp.zeros(square, dt)
-        self.muon_poly = xp.zeros(square, dt)
-        self.muon_norm = xp.zeros(1, np.float64)
-        self.muon_plan = xp.zeros(_core.mlp_muon_plan_size(), np.uint8)
-        o = self.optimizer
-        self.ns = (float(o["ns_a"][0]), float(o["ns_b"][0]), float(o["ns_c"][0]),
-                   int(o["ns_steps"][0]))
+        self.newton_schulz = NewtonSchulz(self.rt, self.module, self.optimizer, shapes)
+        self.muon_plan = self.rt.xp.zeros(_core.mlp_muon_plan_size(), np.uint8)
 
     def _W(self, params, layer):
         fan_in, fan_out = self.units[layer], self.units[layer + 1]
@@ -329,65 +373,17 @@ class GpuMlpExecutor:
 
     def _muon_matrix(self, layer):
         """One hidden matrix (R = fan_in rows, C = fan_out columns; torch's shape C x R):
-        momentum, Newton-Schulz (math/muon.h's newton_schulz: the products on cuBLAS, on the
-        wide orientation through transposes), decay and update."""
-        xp, m = self.rt.xp, self.module
+        momentum, Newton-Schulz, decay and update."""
+        m, ns = self.module, self.newton_schulz
         R, C = self.units[layer], self.units[layer + 1]
         n, off = R * C, self.coef_offset[layer]
         P, G, buf = self.P[off:off + n], self.G[off:off + n], self.slots[0][off:off + n]
-        U = self.muon_x[0][:n]
+        U = ns.x[0][:n]
         grid, block = backend.launch_shape(n)
         m.kernel("mlp_muon_momentum_kernel")(
             grid, block, (self.model, self.optimizer, self.muon_plan, P, G, buf, U,
-                          self.muon_sq[:n], np.int64(n)))
-        xp.sum(self.muon_sq[:n], out=self.muon_norm.reshape(()))
-        m.kernel("muon_normalize_kernel")(grid, block, (self.optimizer, self.muon_norm, U,
-                                                        np.int64(n)))
-        tall = R > C
-        k = C if tall else R
-        gram = self.muon_gram[:k * k].reshape(k, k)
-        poly = self.muon_poly[:k * k].reshape(k, k)
-        a, b, c, steps = self.ns
-        combine = m.kernel("muon_combine_kernel")
-        gk, bk = backend.launch_shape(k * k)
-        X, Y = U.reshape(R, C), self.muon_x[1][:n].reshape(R, C)
-        for _ in range(steps):
-            # A = X X' (wide) or X' X (tall); B = b A + c A A; X <- a X + B X (or X B')
-            if tall:
-                xp.matmul(X.T, X, out=gram)
-            else:
-                xp.matmul(X, X.T, out=gram)
-            xp.matmul(gram, gram, out=poly)
-            combine(gk, bk, (b, gram, c, poly, poly, np.int64(k * k)))
-            if tall:
-                xp.matmul(X, poly.T, out=Y)
-            else:
-                xp.matmul(poly, X, out=Y)
-            combine(grid, block, (a, X, 1.0, Y, Y, np.int64(n)))
-            X, Y = Y, X
+                          ns.sq[:n], np.int64(n)))
+        O = ns.orthogonalise(R, C)
         m.kernel("mlp_muon_apply_kernel")(
-            grid, block, (self.optimizer, self.muon_plan, float(C), float(R), P, X,
+            grid, block, (self.optimizer, self.muon_plan, float(C), float(R), P, O,
                           np.int64(n)))
-
-    # ---- validation ---------------------------------------------------------------------------
-
-    def score(self, state):
-        """scikit-learn's MLP score on the validation rows: accuracy (all labels of a row for
-        multilabel), or the mean R^2 over outputs; NaN when a prediction is not finite."""
-        if not self.has_validation:
-            return np.nan
-        xp = self.rt.xp
-        Xv, Yv, lv = self.val
-        params = xp.asarray(state.params, dtype=self.dtype)
-        Z = logits(self.rt, self.units, self.activation, params, Xv, self.activations)
-        if not bool(xp.isfinite(Z).all()):
-            return np.nan
-        if self.loss == Loss.SOFTMAX:
-            return float((xp.argmax(Z, axis=1) == lv).mean())
-        if self.loss == Loss.LOG:
-            return float(((Z > 0) == (Yv > 0.5)).all(axis=1).mean())
-        ss_res = ((Z.astype(np.float64) - Yv) ** 2).sum(axis=0)
-        ss_tot = ((Yv - Yv.mean(axis=0)) ** 2).sum(axis=0)
-        r2 = xp.where(ss_tot == 0, xp.where(ss_res == 0, 1.0, 0.0),
-                      1.0 - ss_res / xp.where(ss_tot == 0, 1.0, ss_tot))
-        return float(r2.mean())
