@@ -387,3 +387,26 @@ class GpuMlpExecutor:
         m.kernel("mlp_muon_apply_kernel")(
             grid, block, (self.optimizer, self.muon_plan, float(C), float(R), P, O,
                           np.int64(n)))
+
+    # ---- validation ---------------------------------------------------------------------------
+
+    def score(self, state):
+        """scikit-learn's MLP score on the validation rows: accuracy (all labels of a row for
+        multilabel), or the mean R^2 over outputs; NaN when a prediction is not finite."""
+        if not self.has_validation:
+            return np.nan
+        xp = self.rt.xp
+        Xv, Yv, lv = self.val
+        params = xp.asarray(state.params, dtype=self.dtype)
+        Z = logits(self.rt, self.units, self.activation, params, Xv, self.activations)
+        if not bool(xp.isfinite(Z).all()):
+            return np.nan
+        if self.loss == Loss.SOFTMAX:
+            return float((xp.argmax(Z, axis=1) == lv).mean())
+        if self.loss == Loss.LOG:
+            return float(((Z > 0) == (Yv > 0.5)).all(axis=1).mean())
+        ss_res = ((Z.astype(np.float64) - Yv) ** 2).sum(axis=0)
+        ss_tot = ((Yv - Yv.mean(axis=0)) ** 2).sum(axis=0)
+        r2 = xp.where(ss_tot == 0, xp.where(ss_res == 0, 1.0, 0.0),
+                      1.0 - ss_res / xp.where(ss_tot == 0, 1.0, ss_tot))
+        return float(r2.mean())
