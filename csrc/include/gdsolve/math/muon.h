@@ -3,8 +3,9 @@
 // orthogonalisation, and the decoupled decay with the update. The elementwise parts are
 // device-portable (GDS_HD); the Newton-Schulz iteration is a host template over a row-major GEMM
 // callable (the CPU passes BLAS ?gemm, cpu/blas.h: RowMajorGemm), and a GPU executor runs the
-// same three products per iteration through cuBLAS. Callers: cpu/mlp_executor.h, _core.pyx
-// (gdsolve.optim.Muon.step). Formulas: docs/optimizers.md.
+// same three products per iteration through cuBLAS around newton_schulz_norm and
+// newton_schulz_combine. Callers: cpu/mlp_executor.h, _core.pyx (gdsolve.optim.Muon.step),
+// gdsolve/gpu/kernels/mlp.cu. Formulas: docs/optimizers.md.
 //
 // One step of an R x C matrix W (row-major), gradient G, momentum buffer M (state slot 0), with
 // st = optimizer_begin_step(config, ...) (its lr, momentum and decoupled decay):
