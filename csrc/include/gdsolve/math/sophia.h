@@ -3,8 +3,8 @@
 // sampled from the model's own predictive distribution, per output kind) and the exact
 // Gauss-Newton curvature of the linear models' losses. The update itself (EMA of the gradient,
 // the clipped step, decoupled decay) is optimizer_update's SOPHIA case (math/optimizers.h).
-// Callers: cpu/mlp_executor.h, cpu/linear_hessian.h, _core.pyx, gdsolve/gpu/kernels/{mlp,linear}.cu.
-// Formulas: docs/optimizers.md.
+// Callers: cpu/mlp_executor.h, cpu/linear_hessian.h, _core.pyx, gdsolve/gpu/kernels/mlp.cu and
+// linear.cu. Formulas: docs/optimizers.md.
 //
 // Per step t (optimizer_step after optimizer_begin_step, 1 for the first step):
 //   if sophia_refresh(config, t): hhat = the estimate on this step's batch (at the parameters
