@@ -496,3 +496,19 @@ def test_mixed_precision_muon_sophia_match_float32_on_the_rounded_data(data, cas
         rounded = make(device="cpu").fit(rounded_X, y)
     assert first(mixed).dtype == np.float32
     assert_allclose(first(mixed), first(rounded), rtol=2e-4, atol=2e-4)
+
+
+def test_what_stays_unsupported_is_refused_on_the_gpu_before_any_work(data):
+    # as on the CPU: Muon on the linear models, the exact estimator on the MLPs, Sophia with a
+    # loss that defines no predictive distribution; nothing fitted is left behind
+    X, y = data["c"]
+    cases = [
+        (SGDLogistic(optimizer="muon", batch_size=64, device="cuda"), y, "Muon is offered"),
+        (SGDMLPClassifier(optimizer=Sophia(estimator="exact"), device="cuda"), y, "gnb"),
+        (SGDLinearRegression(optimizer="sophia", loss="huber", batch_size=64, device="cuda"),
+         data["r"][1], "squared or log"),
+    ]
+    for est, target, message in cases:
+        with pytest.raises(ValueError, match=message):
+            est.fit(X, target)
+        assert not hasattr(est, "coef_") and not hasattr(est, "coefs_")
