@@ -46,6 +46,7 @@ cdef extern from "gdsolve/math/muon.h" namespace "gds":
 cdef extern from "gdsolve/math/sophia.h" namespace "gds":
     void hessian_ema "gds::sophia_hessian_ema"[T](double beta2, T& h, T hhat) nogil
     double sophia_uniform(uint64_t key, gds_int64 t, gds_int64 row, int q) nogil
+    bint sophia_refresh_c "gds::sophia_refresh"(const OptimizerConfig& c, gds_int64 t) nogil
 
 cdef extern from "gdsolve/math/schedules.h" namespace "gds":
     double optimal_t0(double alpha, double dloss_at_minus_typw) nogil
@@ -128,6 +129,8 @@ cdef extern from "gdsolve/model/mlp.h" namespace "gds":
 
 cdef extern from "gdsolve/model/mlp.h" namespace "gds":
     cdef cppclass MlpStepPlan[T]:
+        pass
+    cdef cppclass MlpMuonPlan:
         pass
 
 
@@ -293,6 +296,13 @@ def sophia_uniforms(uint64_t key, gds_int64 t, const gds_int64[::1] rows, int q)
     return out
 
 
+def sophia_refresh(config, gds_int64 t):
+    """Whether Sophia's step t (1 for the first) refreshes its Hessian estimate (math/sophia.h;
+    the GPU executors decide per batch on the host, since the step counter advances by one)."""
+    cdef OptimizerConfig c = _optimizer(config)
+    return bool(sophia_refresh_c(c, t))
+
+
 # ---- schedules and the epoch driver's rules ----
 
 def schedule_values(config, const double[::1] steps, const double[::1] t):
@@ -385,6 +395,12 @@ def mlp_step_plan_size(dtype):
     if np.dtype(dtype) == np.float32:
         return sizeof(MlpStepPlan[float])
     raise ValueError(f"float32 or float64, got {np.dtype(dtype)}")
+
+
+def mlp_muon_plan_size():
+    """Bytes of a gds::MlpMuonPlan (Muon's and its companion's step constants, kept on the
+    device between the GPU's Muon kernels)."""
+    return sizeof(MlpMuonPlan)
 
 
 def linear_step(model, optimizer, schedule, scalars, floating[::1] params,

@@ -434,8 +434,6 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
             raise ValueError(f"{name}: batch_size=1 is per-sample SGD, which runs on the CPU only; "
                              "on the GPU use a mini-batch (e.g. batch_size=256) or "
                              "batch_size='full', or set device='cpu'")
-        if on_gpu:
-            gpu_inputs.check_gpu_optimizer(name, opt)
         Xloop = X if on_gpu else self._loop_X(X)
         new_states, reports = [], []
         for k, (y_k, state) in enumerate(zip(targets, states, strict=True)):

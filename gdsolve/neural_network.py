@@ -296,8 +296,6 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         seed = int(rs.randint(np.iinfo(np.int32).max))  # the shuffling generator's seed
 
         optimizer, base_lr = resolve_optimizer(self.optimizer, self.learning_rate_init)
-        if place.gpu:
-            gpu_inputs.check_gpu_optimizer(type(self).__name__, optimizer)
         companion = optimizer.companion_optimizer() if isinstance(optimizer, Muon) else None
         if isinstance(optimizer, Sophia) and optimizer.estimator != "gnb":
             raise ValueError("the MLP estimators run Sophia with estimator='gnb' (the exact "
@@ -318,15 +316,15 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         model = self._model_record(loss)
         n_threads = 1 if place.gpu else _cpu_mlp.team_size(available_threads(), batch_size)
         opt_record = _structs.record("OptimizerConfig", optimizer.to_config())
+        companion_record = (None if companion is None
+                            else _structs.record("OptimizerConfig", companion.to_config()))
         if place.gpu:
             executor = gpu_mlp.GpuMlpExecutor(units, model, opt_record, rules.schedule, driver,
                                               train_arrays, val_arrays,
                                               runtime=gpu_inputs.runtime_for(),
-                                              storage=place.storage)
+                                              storage=place.storage, companion=companion_record)
         else:
             cpu = _structs.record("CpuConfig", {"n_threads": n_threads})
-            companion_record = (None if companion is None
-                                else _structs.record("OptimizerConfig", companion.to_config()))
             executor = _cpu_mlp.MlpExecutor(np.asarray(units, dtype=np.int64), model, opt_record,
                                             rules.schedule, driver, cpu, train_arrays, val_arrays,
                                             companion_record)

@@ -233,7 +233,8 @@ def test_gpu_section_on_the_emulation_measures_every_case_against_the_cpu(emulat
     assert section["available"] and section["emulated"]
     rows = section["rows"]
     cases = {row["case"] for row in rows}
-    assert len(cases) == 3 and len(rows) == 6
+    assert len(cases) == 5 and len(rows) == 10  # logistic x 2, the MLP with Adam, Muon, Sophia
+    assert any("Muon" in c for c in cases) and any("Sophia" in c for c in cases)
     assert {row["device"] for row in rows} == {"cpu", "cuda"}
     for row in rows:
         assert row["epoch_time"] >= 0 and row["fit_time"] > 0

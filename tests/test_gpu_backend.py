@@ -96,6 +96,8 @@ def test_bad_input_is_a_value_error_before_any_device_work(monkeypatch):
         GpuOptimizer(optim.SGD(), 2.5)
     with pytest.raises(ValueError, match="got dtype float16"):
         GpuOptimizer(optim.SGD(), 3, dtype=np.float16)
+    with pytest.raises(ValueError, match="Muon orthogonalises whole matrices"):
+        GpuOptimizer(optim.Muon(), 3)
     with pytest.raises(ValueError, match="at most 32 milestones"):
         schedule_config_record({"code": int(_codes.Schedule.MULTISTEP), "milestones": range(33)})
     with pytest.raises(ValueError, match="unknown schedule code"):

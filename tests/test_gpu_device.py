@@ -3,8 +3,10 @@ why, when CuPy sees no device): CuPy arrays in give CuPy arrays out, a fit on Cu
 copies X to the host (device-to-host copies counted at cupy.asnumpy, the one door the GPU code
 uses, and at cupyx sparse .get), epochs after the second replay a CUDA graph, mixed precision
 reaches float32's quality, and a GPU-fitted model pickles and predicts on a machine without a
-GPU. The parity of GPU and CPU fits over the estimator matrix is tests/test_gpu_path.py's (it
-runs on the device too under `pytest -m gpu`).
+GPU; Muon and Sophia as well (and their epochs, one graph per pattern of Sophia's refreshing
+batches, replay the eager model). The parity of GPU and CPU fits over the estimator matrix,
+Muon and Sophia included, is tests/test_gpu_path.py's (it runs on the device too under
+`pytest -m gpu`).
 
 Run them all: `pytest -m gpu tests` (docs/gpu.md).
 """
@@ -21,6 +23,7 @@ from sklearn.datasets import make_classification
 
 from gdsolve import SGDLinearRegression, SGDLogistic, SGDMLPClassifier, SGDMLPRegressor
 from gdsolve.gpu import backend
+from gdsolve.optim import Muon, Sophia
 
 pytestmark = [
     pytest.mark.gpu,
@@ -103,6 +106,12 @@ def test_cupy_in_gives_cupy_out_and_numpy_in_gives_numpy_out(cp, problem):
     mreg = _quiet_fit(SGDMLPRegressor(hidden_layer_sizes=(16,), max_iter=2, tol=0.0,
                                       random_state=0, device="cuda"), Xd, Xd[:, :2])
     assert isinstance(mreg.predict(Xd), cp.ndarray)
+    for opt in (Muon(lr=0.02), Sophia(lr=0.01)):
+        other = _quiet_fit(SGDMLPClassifier(hidden_layer_sizes=(32, 16), optimizer=opt,
+                                            max_iter=2, tol=0.0, random_state=0,
+                                            device="cuda"), Xd, yd)
+        assert isinstance(other.coefs_[0], np.ndarray)
+        assert isinstance(other.predict_proba(Xd), cp.ndarray)
 
 
 @pytest.mark.parametrize("make", [
@@ -111,7 +120,16 @@ def test_cupy_in_gives_cupy_out_and_numpy_in_gives_numpy_out(cp, problem):
     lambda: SGDLogistic(batch_size="full", max_iter=6, tol=None, device="cuda"),
     lambda: SGDMLPClassifier(hidden_layer_sizes=(32,), max_iter=6, tol=0.0, random_state=0,
                              device="cuda"),
-], ids=["linear-mini-batch", "linear-full-batch", "mlp"])
+    lambda: SGDMLPClassifier(hidden_layer_sizes=(32, 16), optimizer=Muon(lr=0.02), max_iter=6,
+                             tol=0.0, random_state=0, device="cuda"),
+    lambda: SGDMLPClassifier(hidden_layer_sizes=(32,), optimizer=Sophia(lr=0.01, k=3),
+                             max_iter=6, tol=0.0, random_state=0, device="cuda"),
+    lambda: SGDLogistic(optimizer=Sophia(lr=0.01, k=2, estimator="exact"), batch_size="full",
+                        max_iter=6, tol=None, device="cuda"),
+    lambda: SGDLogistic(optimizer=Sophia(lr=0.01, k=3), batch_size=1024, max_iter=6, tol=None,
+                        random_state=0, device="cuda"),
+], ids=["linear-mini-batch", "linear-full-batch", "mlp", "mlp-muon", "mlp-sophia",
+        "linear-full-sophia-exact", "linear-mini-batch-sophia-gnb"])
 def test_a_fit_on_cupy_input_never_copies_X_to_the_host(monkeypatch, cp, problem, make):
     X, y = problem
     Xd, yd = cp.asarray(X), cp.asarray(y)
@@ -167,6 +185,48 @@ def test_graph_replay_gives_the_eager_model(monkeypatch, cp, problem):
     monkeypatch.setattr(graphs.EpochGraph, "__init__", eager)
     kernel_by_kernel = fit()
     np.testing.assert_allclose(replayed.coef_, kernel_by_kernel.coef_, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    # 20,000 rows in batches of 1,000 (20 a epoch), k = 3: the refreshing batches change from
+    # epoch to epoch, so several graphs are recorded
+    lambda: SGDMLPClassifier(hidden_layer_sizes=(32,), optimizer=Sophia(lr=0.01, k=3),
+                             batch_size=1000, max_iter=5, tol=0.0, random_state=0,
+                             device="cuda"),
+    lambda: SGDLogistic(optimizer=Sophia(lr=0.01, k=3, estimator="exact"), batch_size=1000,
+                        max_iter=5, tol=None, random_state=0, device="cuda"),
+    lambda: SGDMLPClassifier(hidden_layer_sizes=(32, 16), optimizer=Muon(lr=0.02),
+                             batch_size=1000, max_iter=5, tol=0.0, random_state=0,
+                             device="cuda"),
+], ids=["mlp-sophia", "linear-sophia-exact", "mlp-muon"])
+def test_muon_and_sophia_graphs_replay_the_eager_model(monkeypatch, cp, problem, make):
+    from gdsolve.gpu import graphs
+
+    X, y = problem
+    made = []
+    real_init = graphs.EpochGraph.__init__
+
+    def init(self, runtime):
+        real_init(self, runtime)
+        made.append(self)
+
+    monkeypatch.setattr(graphs.EpochGraph, "__init__", init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a failed capture warns
+        replayed = make().fit(cp.asarray(X), cp.asarray(y))
+    (graph,) = made
+    assert graph.enabled and graph.graphs
+    if isinstance(replayed.optimizer, Sophia):
+        assert len(graph.graphs) >= 2  # one per pattern of refreshing batches
+
+    def eager(self, runtime):
+        real_init(self, runtime)
+        self.enabled = False
+
+    monkeypatch.setattr(graphs.EpochGraph, "__init__", eager)
+    kernel_by_kernel = _quiet_fit(make(), cp.asarray(X), cp.asarray(y))
+    first = (lambda m: m.coefs_[0]) if hasattr(replayed, "coefs_") else (lambda m: m.coef_)
+    np.testing.assert_allclose(first(replayed), first(kernel_by_kernel), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])

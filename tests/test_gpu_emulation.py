@@ -18,6 +18,7 @@ import gdsolve
 from gdsolve import _codes, _core, _structs, optim
 from gdsolve.gpu import backend, host_emulation, kernels
 from gdsolve.gpu.backend import GpuOptimizer, compile_module
+from gdsolve.gpu.device import emulated_runtime
 from gdsolve.gpu.host_emulation import (
     HostCompileError,
     HostModule,
@@ -605,3 +606,47 @@ def test_shim_is_only_for_host_compilers():
     for name in ("__shared__", "__syncthreads", "__syncwarp", "__shfl_down_sync"):
         assert name in refused
         assert re.search(rf"#pragma GCC poison [^\n]*\b{name}\b", text), name
+
+
+def _newton_schulz_reference(G, a, b, c, steps, eps):
+    """Newton-Schulz as Muon's authors and torch.optim.Muon write it, in float64 NumPy: X =
+    G / max(||G||_F, eps) on the wide orientation, then X <- a X + (b A + c A^2) X, A = X X'."""
+    X = G.astype(np.float64)
+    tall = X.shape[0] > X.shape[1]
+    if tall:
+        X = X.T
+    X = X / max(np.linalg.norm(X), eps)
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X
+    return X.T if tall else X
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_emulated_newton_schulz_matches_the_published_iteration(dtype):
+    # the GPU MLP executor's Newton-Schulz (mlp.cu's kernels around matmul, gdsolve.gpu.mlp)
+    # on wide, tall and square matrices and a zero one (the eps floor), against float64 NumPy;
+    # float32 within its rounding over five iterations of the quintic
+    from gdsolve.gpu.mlp import NewtonSchulz
+
+    dtype = FLOATS[dtype]
+    opt = optim.Muon(ns_steps=5)
+    record = _structs.record("OptimizerConfig", opt.to_config())
+    module = compile_module("mlp", dtype, module_factory=HostModule)
+    shapes = [(12, 16), (16, 8), (9, 9), (5, 3)]
+    ns = NewtonSchulz(emulated_runtime(), module, record, shapes)
+    rng = np.random.default_rng(7)
+    a, b, c = opt.ns_coefficients
+    for R, C in shapes + [(4, 6)]:
+        G = np.zeros((R, C)) if (R, C) == (4, 6) else rng.standard_normal((R, C))
+        n = R * C
+        ns.x[0][:n] = G.astype(dtype).ravel()
+        ns.sq[:n] = ns.x[0][:n].astype(np.float64) ** 2
+        got = ns.orthogonalise(R, C).reshape(R, C)
+        assert got.dtype == dtype
+        want = _newton_schulz_reference(G.astype(dtype), a, b, c, 5, opt.eps)
+        tol = 1e-12 if dtype == np.float64 else 2e-5
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+        if G.any():  # Newton-Schulz pushes the singular values towards 1 (into about [0.7, 1.2])
+            s = np.linalg.svd(got.astype(np.float64), compute_uv=False)
+            assert s.min() > 0.5 and s.max() < 1.3

@@ -3,7 +3,8 @@ path (and PyTorch on the same GPU when it has CUDA), measured in one run on one 
 
 Cases (issue 11): float32 logistic regression on 1,000,000 x 256 synthetic rows, mini-batch
 1,024 Adam and full batch (constant step 1/L); the MLP benchmark of benchmarks/bench_mlp.py
-(50,000 x 50, 10 classes, hidden (128, 64), relu, batch 200, Adam 1e-3). An epoch's time is
+(50,000 x 50, 10 classes, hidden (128, 64), relu, batch 200, Adam 1e-3), and the same with
+Muon (1e-2) and Sophia (1e-3). An epoch's time is
 (t(E) - t(2)) / (E - 2) over fits of E and 2 epochs, alternating, so compilation, the eager
 first epoch and the CUDA-graph capture of the second fall out; the floor is one read of X at
 the device's memory bandwidth (a device-to-device copy of X, bytes read plus written). The
@@ -37,6 +38,8 @@ ALPHA = 1e-4
 MLP_CLASSES = 10
 MLP_BATCH = 200
 MLP_LR = 1e-3
+MUON_LR = 1e-2  # companion AdamW()
+SOPHIA_LR = 1e-3
 
 
 def _timer(rt):
@@ -253,23 +256,34 @@ def run_gpu_section(preset, seed, repeats, torch=None, progress=None, runtime=No
     data = _mlp_data(n, d, sizes["test"] // 10, seed)
     hidden = sizes["mlp_hidden"]
 
-    def mlp(device, epochs):
-        return SGDMLPClassifier(hidden_layer_sizes=hidden, activation="relu", optimizer="adam",
-                                learning_rate_init=MLP_LR, batch_size=MLP_BATCH, alpha=ALPHA,
-                                max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
-                                random_state=seed, device=device)
-
     def mlp_quality(est, Xh, yh, Xt, yt):
         return _mlp_objective(est, Xh, yh), float(np.mean(est.predict(Xt) == yt))
 
-    name = f"MLP {n}x{d}, {MLP_CLASSES} classes, hidden {hidden}, batch {MLP_BATCH} Adam"
-    solvers, long_ = _estimator_solvers(rt, name, mlp, data[:2], sizes["mlp_epochs"],
-                                        mlp_quality)
-    _time(solvers, 2, long_, repeats, progress)
-    rows += _rows(solvers, 2, long_, data)
+    for rule, optimizer in _mlp_rules():
+        def mlp(device, epochs, optimizer=optimizer):
+            return SGDMLPClassifier(hidden_layer_sizes=hidden, activation="relu",
+                                    optimizer=optimizer, learning_rate_init=MLP_LR,
+                                    batch_size=MLP_BATCH, alpha=ALPHA, max_iter=epochs, tol=0.0,
+                                    n_iter_no_change=epochs + 1, random_state=seed,
+                                    device=device)
+
+        name = f"MLP {n}x{d}, {MLP_CLASSES} classes, hidden {hidden}, batch {MLP_BATCH} {rule}"
+        solvers, long_ = _estimator_solvers(rt, name, mlp, data[:2], sizes["mlp_epochs"],
+                                            mlp_quality)
+        _time(solvers, 2, long_, repeats, progress)
+        rows += _rows(solvers, 2, long_, data)
     return {"available": True, "device": _device_name(rt), "emulated": rt.emulated,
             "bandwidth": bandwidth, "floor": floor, "rows": rows,
             "targets": _verdicts(rows, floor)}
+
+
+def _mlp_rules():
+    """The MLP case's rules: Adam, and Muon and Sophia (issue 13) at the rates
+    benchmarks/bench_optimizers.py tuned on this problem (docs/optimizers.md)."""
+    from gdsolve.optim import Muon, Sophia
+
+    return [("Adam", "adam"), (f"Muon {MUON_LR:g}", Muon(lr=MUON_LR)),
+            (f"Sophia {SOPHIA_LR:g}", Sophia(lr=SOPHIA_LR))]
 
 
 def _torch_cuda(torch, rt):

@@ -173,6 +173,10 @@ class GpuOptimizer:
         if hasattr(config, "to_config"):  # a gdsolve.optim.Optimizer
             config = config.to_config()
         self._config = optimizer_config_record(config)
+        if self._config["code"][0] == _codes.Optimizer.MUON:
+            raise ValueError("GpuOptimizer steps element-wise rules over a flat vector; Muon "
+                             "orthogonalises whole matrices (the GPU runs it inside the MLP "
+                             "executor: SGDMLPClassifier / SGDMLPRegressor with device='cuda')")
         self.dtype = np.dtype(_ctype(dtype))
         if isinstance(n_params, bool) or not isinstance(n_params, (int, np.integer)):
             raise ValueError(f"n_params must be an integer, got {n_params!r}")

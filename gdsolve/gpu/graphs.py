@@ -15,22 +15,31 @@ import warnings
 class EpochGraph:
     def __init__(self, runtime):
         self.rt = runtime
-        self.graph = None
+        self.graphs = {}
         self.epochs = 0
         self.enabled = not runtime.emulated
 
-    def run(self, enqueue, capturable=True):
-        """Run `enqueue()` (one epoch's device work), from a captured graph when possible."""
+    @property
+    def graph(self):
+        """The graph of the epochs without a key (None until captured)."""
+        return self.graphs.get(None)
+
+    def run(self, enqueue, capturable=True, key=None):
+        """Run `enqueue()` (one epoch's device work), from a captured graph when possible.
+        Epochs whose work differs (Sophia's refreshing batches) pass a hashable `key`: one
+        graph is recorded per key."""
         self.epochs += 1
         if not (self.enabled and capturable) or self.epochs == 1:
             enqueue()
             return
-        if self.graph is None:
-            self.graph = self._capture(enqueue)
-            if self.graph is None:
+        key = key or None  # an empty pattern is the plain epoch
+        if key not in self.graphs:
+            graph = self._capture(enqueue)
+            if graph is None:
                 enqueue()
                 return
-        self.graph.launch()
+            self.graphs[key] = graph
+        self.graphs[key].launch()
 
     def _capture(self, enqueue):
         cupy = self.rt.xp

@@ -15,8 +15,7 @@ from gdsolve.gpu.device import (
     to_host,
 )
 
-__all__ = ["FitPlace", "fit_place", "check_cupy_X", "check_gpu_optimizer", "runtime_for",
-           "predict_runtime",
+__all__ = ["FitPlace", "fit_place", "check_cupy_X", "runtime_for", "predict_runtime",
            "is_cupy_array", "to_host"]
 
 
@@ -58,17 +57,6 @@ def _is_sparse(X):
     import scipy.sparse
 
     return scipy.sparse.issparse(X) or type(X).__module__.startswith("cupyx.scipy.sparse")
-
-
-def check_gpu_optimizer(name, optimizer):
-    """Muon (Newton-Schulz products on whole matrices) and Sophia (a Hessian refresh with a
-    second backward pass) have no GPU executor steps yet: refused before any work."""
-    from gdsolve.optim import Muon, Sophia
-
-    if isinstance(optimizer, (Muon, Sophia)):
-        rule = type(optimizer).__name__
-        raise ValueError(f"{name}: optimizer {rule} runs on the CPU only (device='cpu'); on the "
-                         "GPU every other optimizer runs")
 
 
 def runtime_for():

@@ -9,12 +9,20 @@ and Z becomes s_i clamp(dloss/dz)), G = [Z' X_b, sum Z] (cuBLAS), then the step:
 for its constants (advancing the FitScalars held on the device), one per parameter. No host
 synchronisation inside an epoch: the per-batch loss sums stay on the device and are read once at
 its end; on a GPU, dense epochs are recorded once as a CUDA graph and replayed.
+
+Sophia: on the steps that refresh its Hessian estimate (known on the host, one step a batch) the
+outputs Z are kept before the row rule overwrites them; after the step's constants (which count
+the step the draws are keyed on) one thread per row writes its factors (math/sophia.h: GNB
+deltas at labels drawn as the CPU draws them, or the exact curvature, times s_i), cuBLAS sums
+them against X (GNB) or X * X (exact; dense by blocks, sparse from X * X kept once), and the
+estimate's EMA runs before the step kernel. One graph is recorded per pattern of refreshes.
 """
 
 import numpy as np
 
 from gdsolve import _core, _structs
-from gdsolve._codes import FitStatus, Loss
+from gdsolve._codes import FitStatus, HessianEstimator, Loss
+from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve.gpu import backend
 from gdsolve.gpu.graphs import EpochGraph
 
@@ -27,6 +35,13 @@ def _upload(rt, dev, host):
         np.copyto(dev, host)
     else:
         dev.set(np.ascontiguousarray(host))
+
+
+def sophia_refreshing_batches(optimizer, state, n_batches):
+    """The epoch's batches whose step refreshes Sophia's estimate (math/sophia.h's
+    sophia_refresh of step t; batch b is step optimizer_step + b + 1: one step a batch)."""
+    t0 = int(state.scalars["optimizer_step"][0])
+    return frozenset(b for b in range(n_batches) if _core.sophia_refresh(optimizer, t0 + b + 1))
 
 
 class GpuLinearExecutor:
@@ -91,6 +106,29 @@ class GpuLinearExecutor:
             self.part = xp.zeros((K, d), compute)
         self.graph = EpochGraph(rt)
         self.train_view = None  # full batch: the training rows of X, gathered once
+        self.sophia = int(optimizer["code"][0]) == OptimizerCode.SOPHIA
+        self.refresh = frozenset()
+        if self.sophia:
+            self._sophia_buffers(X, storage)
+
+    def _sophia_buffers(self, X, storage):
+        xp, dt, B, K, d = self.rt.xp, self.dtype, self.batch, self.K, self.d
+        self.exact = (int(self.optimizer["hessian_estimator"][0])
+                      == HessianEstimator.EXACT)
+        self.Zs = xp.zeros((B, K), dt)  # the outputs, kept for the draws
+        self.R = xp.zeros((B, K), dt)
+        self.H = xp.zeros(self.n_all, dt)
+        self.key = xp.zeros(1, np.uint64)
+        self.X_sq = None
+        if self.sparse:
+            if self.exact:  # X * X, once per fit (sparse epochs allocate anyway)
+                self.X_sq = self.X.multiply(self.X).tocsr()
+        elif not self.full:
+            if self.exact:
+                self.Xsq = xp.zeros((B, d), dt)
+        elif self.exact or storage is not None:  # full batch: by blocks of rows
+            self.hblk = xp.zeros((min(B, BLOCK_ROWS), d), dt)
+            self.hpart = xp.zeros((K, d), dt)
 
     # ---- the epoch ----------------------------------------------------------------------------
 
@@ -109,7 +147,14 @@ class GpuLinearExecutor:
             _upload(rt, self.A, state.avg_params)
         if self.full and self.train_view is None:
             self.train_view = self._train_rows(order)
-        self.graph.run(self._enqueue_epoch, capturable=not self.sparse)
+            if self.sophia and self.X_sq is not None:  # sparse, exact: X * X of those rows
+                whole = self.train_view[0] is self.X
+                self.train_sq = self.X_sq if whole else self.X_sq[xp.asarray(order)]
+        if self.sophia:
+            # the draws' key: the generator as the epoch starts (before its shuffle), as the CPU's
+            _upload(rt, self.key, state.scalars["rng"].astype(np.uint64))
+            self.refresh = sophia_refreshing_batches(self.optimizer, state, self.n_batches)
+        self.graph.run(self._enqueue_epoch, capturable=not self.sparse, key=self.refresh)
         loss_sum = float(rt.asnumpy(self.batch_loss).sum())
         if not self.full:  # the penalty at the epoch's end (full batch: at its start, above)
             self._penalty()
@@ -159,6 +204,9 @@ class GpuLinearExecutor:
         else:
             xp.matmul(X, W.T, out=Z)
         xp.add(Z, bias, out=Z)
+        refresh = b in self.refresh
+        if refresh:
+            xp.copyto(self.Zs[:count], Z)
         grid, block = backend.launch_shape(count)
         m.kernel("linear_row_loss_kernel")(
             grid, block, (self.model, Z, y, sw, self.loss_rows[:count], np.int64(count)))
@@ -176,11 +224,52 @@ class GpuLinearExecutor:
         m.kernel("linear_step_begin_kernel")(
             (1,), (1,), (self.model, self.optimizer, self.schedule, self.scalars,
                          np.int64(count), np.int64(self.d), self.G, self.plan))
+        if refresh:
+            self._sophia_refresh(X, sw, start, count)
         grid, block = backend.launch_shape(self.n_all)
         s0, s1, s2 = self.slots
         m.kernel("linear_step_kernel")(
             grid, block, (self.model, self.optimizer, self.plan, np.int64(self.d), self.P,
                           self.G, s0, s1, s2, self.A, np.int64(self.n_all)))
+
+    def _sophia_refresh(self, X, sw, start, count):
+        """h <- beta2 h + (1 - beta2) hhat from the batch's rows X (as the gradient saw them)
+        at the parameters before the step."""
+        xp, m = self.rt.xp, self.module
+        rows = self.order[start:start + count]
+        R = self.R[:count]
+        grid, block = backend.launch_shape(count)
+        m.kernel("linear_sophia_rows_kernel")(
+            grid, block, (self.model, self.optimizer, self.Zs[:count], sw, self.key,
+                          self.scalars, rows, R, np.int64(count)))
+        Hw = self.H[:self.n_w].reshape(self.K, self.d)
+        if self.sparse:
+            Xs = X
+            if self.exact:
+                Xs = self.train_sq if self.full else self.X_sq[rows]
+            Hw[...] = (Xs.T @ R).T
+        elif not self.full:
+            if self.exact:
+                xp.multiply(X, X, out=self.Xsq[:count])
+                X = self.Xsq[:count]
+            xp.matmul(R.T, X, out=Hw)
+        elif self.exact or self.storage is not None:
+            Hw[...] = 0
+            for a in range(0, X.shape[0], BLOCK_ROWS):
+                e = min(a + BLOCK_ROWS, X.shape[0])
+                blk = self.hblk[:e - a]
+                xp.copyto(blk, X[a:e], casting="unsafe")
+                if self.exact:
+                    xp.multiply(blk, blk, out=blk)
+                xp.matmul(R[a:e].T, blk, out=self.hpart)
+                xp.add(Hw, self.hpart, out=Hw)
+        else:
+            xp.matmul(R.T, X, out=Hw)
+        xp.sum(R, axis=0, out=self.H[self.n_w:])
+        grid, block = backend.launch_shape(self.n_all)
+        m.kernel("linear_sophia_hessian_kernel")(
+            grid, block, (self.model, self.optimizer, self.H, float(count), np.int64(self.d),
+                          self.slots[1]))
 
     def _gather(self, rows, count):
         xp = self.rt.xp

@@ -9,15 +9,25 @@ by gdsolve.neural_network for device="cuda".
 Parameters are the CPU's flat layout: every coefficient matrix (fan_in x fan_out, row-major),
 then every intercept vector. No allocation and no host synchronisation inside an epoch; on a GPU
 an epoch is recorded once as a CUDA graph and replayed.
+
+Muon (model/mlp.h, math/muon.h): on each hidden matrix the momentum kernel, the Newton-Schulz
+iteration's three products per step on cuBLAS with its combinations in a kernel, into buffers
+allocated once for the largest matrix, then the update kernel; the companion rule steps the tail
+(output matrix, intercepts) through the element step of every other rule. Sophia: on the steps
+that refresh its Hessian estimate (known on the host: the step counter advances once a batch)
+the logits are kept, the GNB deltas at labels drawn as the CPU draws them (math/sophia.h) go
+through a second backward pass, and the estimate's EMA runs before the step kernel; an epoch's
+graph is recorded per pattern of refreshing batches.
 """
 
 import numpy as np
 
 from gdsolve import _core, _structs
 from gdsolve._codes import Activation, FitStatus, Loss
+from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve.gpu import backend
 from gdsolve.gpu.graphs import EpochGraph
-from gdsolve.gpu.linear import _upload
+from gdsolve.gpu.linear import _upload, sophia_refreshing_batches
 
 
 def _layout(units):
@@ -60,6 +70,62 @@ def predict_output(runtime, units, activation, loss, params, X):
     return Z
 
 
+class NewtonSchulz:
+    """math/muon.h's newton_schulz on the device for matrices of the given (R, C) shapes:
+    buffers for the largest, allocated once (two iterates R x C, the Gram matrix and its
+    polynomial m x m with m = min(R, C), the squares of U); the products on cuBLAS (the wide
+    orientation through transposes, as the CPU's), the normalisation and the combinations in
+    mlp.cu's kernels. `optimizer`: Muon's OptimizerConfig record."""
+
+    def __init__(self, runtime, module, optimizer, shapes):
+        xp, dt = runtime.xp, module.dtype
+        big = max((r * c for r, c in shapes), default=0)
+        square = max((min(r, c) ** 2 for r, c in shapes), default=0)
+        self.xp, self.module, self.optimizer = xp, module, optimizer
+        self.x = [xp.zeros(big, dt), xp.zeros(big, dt)]  # x[0][:R*C] takes U
+        self.sq = xp.zeros(big, np.float64)  # U's squares (the momentum kernel writes them)
+        self.gram = xp.zeros(square, dt)
+        self.poly = xp.zeros(square, dt)
+        self.norm = xp.zeros(1, np.float64)
+        o = optimizer
+        self.coefficients = (float(o["ns_a"][0]), float(o["ns_b"][0]), float(o["ns_c"][0]))
+        self.steps = int(o["ns_steps"][0])
+
+    def orthogonalise(self, R, C):
+        """U = x[0][:R*C] (row-major R x C, its squares in sq) to its orthogonalisation;
+        returns the flat view that holds it."""
+        xp, m = self.xp, self.module
+        n = R * C
+        U = self.x[0][:n]
+        grid, block = backend.launch_shape(n)
+        xp.sum(self.sq[:n], out=self.norm.reshape(()))
+        m.kernel("muon_normalize_kernel")(grid, block, (self.optimizer, self.norm, U,
+                                                        np.int64(n)))
+        tall = R > C
+        k = C if tall else R
+        gram = self.gram[:k * k].reshape(k, k)
+        poly = self.poly[:k * k].reshape(k, k)
+        a, b, c = self.coefficients
+        combine = m.kernel("muon_combine_kernel")
+        gk, bk = backend.launch_shape(k * k)
+        X, Y = U.reshape(R, C), self.x[1][:n].reshape(R, C)
+        for _ in range(self.steps):
+            # A = X X' (wide) or X' X (tall); B = b A + c A A; X <- a X + B X (or X B')
+            if tall:
+                xp.matmul(X.T, X, out=gram)
+            else:
+                xp.matmul(X, X.T, out=gram)
+            xp.matmul(gram, gram, out=poly)
+            combine(gk, bk, (b, gram, c, poly, poly, np.int64(k * k)))
+            if tall:
+                xp.matmul(X, poly.T, out=Y)
+            else:
+                xp.matmul(poly, X, out=Y)
+            combine(grid, block, (a, X, 1.0, Y, Y, np.int64(n)))
+            X, Y = Y, X
+        return X.reshape(n)
+
+
 class GpuMlpExecutor:
     """The GPU executor of one MLP fit: layer sizes `units`, the training data (X dense (n, d),
     targets Y (n, k) for SQUARED / LOG, or labels (n,) int for SOFTMAX), the validation data
@@ -67,7 +133,7 @@ class GpuMlpExecutor:
     that dtype on the device and each batch is converted to float32 once, after its gather."""
 
     def __init__(self, units, model, optimizer, schedule, driver, train, val=None, *, runtime,
-                 storage=None):
+                 storage=None, companion=None):
         rt = self.rt = runtime
         xp = rt.xp
         X, Y, labels = train
@@ -124,6 +190,26 @@ class GpuMlpExecutor:
         self.scalars = xp.zeros(_structs.dtype("FitScalars").itemsize, np.uint8)
         self.plan = xp.zeros(_core.mlp_step_plan_size(compute), np.uint8)
         self.graph = EpochGraph(rt)
+        code = int(optimizer["code"][0])
+        self.muon = code == OptimizerCode.MUON
+        self.sophia = code == OptimizerCode.SOPHIA
+        self.refresh = frozenset()  # Sophia: the epoch's batches that refresh the estimate
+        if self.muon:
+            if companion is None:
+                raise ValueError("Muon on the GPU needs its companion rule's OptimizerConfig")
+            self.companion = companion
+            self._muon_buffers()
+        if self.sophia:
+            self.logits = xp.zeros((nb, self.k), compute)
+            self.G_drawn = xp.zeros(self.n_params, compute)
+            self.key = xp.zeros(1, np.uint64)
+
+    def _muon_buffers(self):
+        # model/mlp.h's mlp_muon_layer: every layer but the output layer
+        self.muon_layers = list(range(self.n_layers - 1))
+        shapes = [(self.units[l], self.units[l + 1]) for l in self.muon_layers]
+        self.newton_schulz = NewtonSchulz(self.rt, self.module, self.optimizer, shapes)
+        self.muon_plan = self.rt.xp.zeros(_core.mlp_muon_plan_size(), np.uint8)
 
     def _W(self, params, layer):
         fan_in, fan_out = self.units[layer], self.units[layer + 1]
@@ -147,7 +233,11 @@ class GpuMlpExecutor:
         _upload(rt, self.P, state.params)
         for dev, host in zip(self.slots, (state.slot0, state.slot1, state.slot2), strict=True):
             _upload(rt, dev, host)
-        self.graph.run(self._enqueue_epoch)
+        if self.sophia:
+            # the draws' key: the generator as the epoch starts (before its shuffle), as the CPU's
+            _upload(rt, self.key, state.scalars["rng"].astype(np.uint64))
+            self.refresh = sophia_refreshing_batches(self.optimizer, state, self.n_batches)
+        self.graph.run(self._enqueue_epoch, key=self.refresh)
         alpha = float(self.model["alpha"][0])
         epoch_sum = (float(rt.asnumpy(self.batch_loss).sum())
                      + 0.5 * alpha * float(rt.asnumpy(self.batch_sqw).sum()))
@@ -201,26 +291,15 @@ class GpuMlpExecutor:
             labels = self.lb[:count]
             xp.take(self.labels, rows, out=labels)
         Z = self._forward(self.P, a0, count, self.act)
+        refresh = b in self.refresh
+        if refresh:  # Sophia's draws read the logits the loss kernel overwrites
+            xp.copyto(self.logits[:count], Z)
         grid, block = backend.launch_shape(count)
         m.kernel("mlp_output_kernel")(
             grid, block, (self.model, Z, Y, labels, 1.0 / count, self.loss_rows[:count],
                           np.int64(count), np.int64(self.k)))
         xp.sum(self.loss_rows[:count], out=self.batch_loss[b:b + 1].reshape(()))
-        # backward: D is the delta of layer l's outputs
-        D = Z
-        for layer in range(self.n_layers - 1, -1, -1):
-            inp = a0 if layer == 0 else self.act[layer][:count]
-            fan_in, fan_out = self.units[layer], self.units[layer + 1]
-            gW = self.G[self.coef_offset[layer]:self.coef_offset[layer] + fan_in * fan_out]
-            xp.matmul(inp.T, D, out=gW.reshape(fan_in, fan_out))
-            xp.sum(D, axis=0, out=self._b(self.G, layer))
-            if layer > 0:
-                Dp = self.delta[layer][:count]
-                xp.matmul(D, self._W(self.P, layer).T, out=Dp)
-                grid, block = backend.launch_shape(Dp.size)
-                self.activations.kernel("activation_backward_kernel")(
-                    grid, block, (np.int64(self.activation), inp, Dp, np.int64(Dp.size)))
-                D = Dp
+        self._backward(Z, a0, count, self.G)
         n = self.n_params
         grid, block = backend.launch_shape(n)
         m.kernel("mlp_step_squares_kernel")(
@@ -228,13 +307,86 @@ class GpuMlpExecutor:
                           self.w_sq, self.g_sq, np.int64(n)))
         xp.sum(self.w_sq, out=self.batch_sqw[b:b + 1].reshape(()))
         xp.sum(self.g_sq, out=self.sqg.reshape(()))
+        s0, s1, s2 = self.slots
+        if self.muon:
+            self._muon_step(count)
+            return
         m.kernel("mlp_step_begin_kernel")(
             (1,), (1,), (self.model, self.optimizer, self.schedule, self.scalars,
                          np.int64(count), self.sqg, self.plan))
-        s0, s1, s2 = self.slots
+        if refresh:
+            self._sophia_refresh(start, count, Z, a0)
         m.kernel("mlp_step_kernel")(
             grid, block, (self.model, self.optimizer, self.plan, np.int64(self.n_coef), self.P,
                           self.G, s0, s1, s2, np.int64(n)))
+
+    def _backward(self, D, a0, count, G):
+        """The batch-mean gradient into G (no L2 part) from D, the output layer's delta (its
+        buffer and the hidden deltas' are overwritten)."""
+        xp = self.rt.xp
+        for layer in range(self.n_layers - 1, -1, -1):
+            inp = a0 if layer == 0 else self.act[layer][:count]
+            fan_in, fan_out = self.units[layer], self.units[layer + 1]
+            gW = G[self.coef_offset[layer]:self.coef_offset[layer] + fan_in * fan_out]
+            xp.matmul(inp.T, D, out=gW.reshape(fan_in, fan_out))
+            xp.sum(D, axis=0, out=self._b(G, layer))
+            if layer > 0:
+                Dp = self.delta[layer][:count]
+                xp.matmul(D, self._W(self.P, layer).T, out=Dp)
+                grid, block = backend.launch_shape(Dp.size)
+                self.activations.kernel("activation_backward_kernel")(
+                    grid, block, (np.int64(self.activation), inp, Dp, np.int64(Dp.size)))
+                D = Dp
+
+    # ---- Sophia ---------------------------------------------------------------------------------
+
+    def _sophia_refresh(self, start, count, Z, a0):
+        """h <- beta2 h + (1 - beta2) B ghat^2, ghat the batch's gradient at labels drawn from
+        the network (the step's plan has counted the step the draws are keyed on)."""
+        m = self.module
+        rows = self.order[start:start + count]
+        grid, block = backend.launch_shape(count)
+        m.kernel("mlp_gnb_output_kernel")(
+            grid, block, (self.model, self.logits[:count], self.key, self.scalars, rows,
+                          1.0 / count, Z, np.int64(count), np.int64(self.k)))
+        self._backward(Z, a0, count, self.G_drawn)
+        grid, block = backend.launch_shape(self.n_params)
+        m.kernel("sophia_gnb_hessian_kernel")(
+            grid, block, (self.optimizer, self.G_drawn, np.int64(count), self.slots[1],
+                          np.int64(self.n_params)))
+
+    # ---- Muon -----------------------------------------------------------------------------------
+
+    def _muon_step(self, count):
+        m = self.module
+        m.kernel("mlp_muon_step_begin_kernel")(
+            (1,), (1,), (self.model, self.optimizer, self.companion, self.schedule,
+                         self.scalars, np.int64(count), self.sqg, self.muon_plan))
+        for layer in self.muon_layers:
+            self._muon_matrix(layer)
+        tail, n = self.coef_offset[self.n_layers - 1], self.n_params
+        s0, s1, s2 = self.slots
+        grid, block = backend.launch_shape(n - tail)
+        m.kernel("mlp_companion_step_kernel")(
+            grid, block, (self.model, self.companion, self.muon_plan, np.int64(tail),
+                          np.int64(self.n_coef), self.P, self.G, s0, s1, s2, np.int64(n)))
+
+    def _muon_matrix(self, layer):
+        """One hidden matrix (R = fan_in rows, C = fan_out columns; torch's shape C x R):
+        momentum, Newton-Schulz, decay and update."""
+        m, ns = self.module, self.newton_schulz
+        R, C = self.units[layer], self.units[layer + 1]
+        n, off = R * C, self.coef_offset[layer]
+        P, G, buf = self.P[off:off + n], self.G[off:off + n], self.slots[0][off:off + n]
+        U = ns.x[0][:n]
+        grid, block = backend.launch_shape(n)
+        m.kernel("mlp_muon_momentum_kernel")(
+            grid, block, (self.model, self.optimizer, self.muon_plan, P, G, buf, U,
+                          ns.sq[:n], np.int64(n)))
+        O = ns.orthogonalise(R, C)
+        m.kernel("mlp_muon_apply_kernel")(
+            grid, block, (self.optimizer, self.muon_plan, float(C), float(R), P, O,
+                          np.int64(n)))
 
     # ---- validation ---------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 // gdsolve/gpu/kernels/linear.cu - the linear model on the device, all of it model/linear.h's:
 // the row rule applied to the outputs Z = X W' + b that cuBLAS computed (loss and the rows'
-// gradient factors R, from which cuBLAS forms R' X), and the optimizer step (one thread for
-// the step's constants, one thread per parameter). Used by gdsolve.gpu (the GPU executor).
+// gradient factors R, from which cuBLAS forms R' X), the optimizer step (one thread for the
+// step's constants, one thread per parameter) and Sophia's Hessian refresh (math/sophia.h).
+// Used by gdsolve.gpu (the GPU executor).
 #include "prelude.cuh"
+#include "gdsolve/math/sophia.h"
 #include "gdsolve/model/linear.h"
 
 // Row i of Z (n x K): loss[i] = s_i * loss of the row, and the row overwritten with
@@ -52,5 +54,40 @@ __global__ void linear_step_kernel(gds::LinearConfig m, gds::OptimizerConfig o,
     const gds::LinearStepPlan p = *plan;
     GDS_GRID_STRIDE_LOOP(j, n) {
         gds::linear_step_element<T, G>(m, o, p, j, d, P, grad, s0, s1, s2, A);
+    }
+}
+
+// ---- Sophia's Hessian refresh (math/sophia.h): per row its factors, then cuBLAS sums
+// R' X (GNB) or R' (X * X) (EXACT) and the intercepts' sum R, then the estimate's EMA.
+
+// Row i of the batch's outputs Z (kept before the row-loss kernel overwrote them): R's row =
+// s_i * its factors (the draws of training row rows[i] at the step the plan just counted, key =
+// the generator as the epoch started).
+template <class T>
+__global__ void linear_sophia_rows_kernel(gds::LinearConfig m, gds::OptimizerConfig o,
+                                          const T* Z, const T* sw, const gds_uint64* key,
+                                          const gds::FitScalars* scalars,
+                                          const unsigned int* rows, T* R, long long n) {
+    const int K = m.n_outputs;
+    const long long t = scalars->optimizer_step;
+    GDS_GRID_STRIDE_LOOP(i, n) {
+        T* r = R + i * K;
+        for (int k = 0; k < K; ++k) r[k] = Z[i * K + k];
+        gds::sophia_linear_row_factors<T>(m.loss, o.hessian_estimator, r, K, *key, t,
+                                          (long long)rows[i]);
+        const double w = sw ? (double)sw[i] : 1.0;
+        for (int k = 0; k < K; ++k) r[k] = (T)(w * (double)r[k]);
+    }
+}
+
+// h <- beta2 h + (1 - beta2) hhat on the parameters the model updates, hhat from the summed
+// products H over `rows` batch rows.
+template <class T>
+__global__ void linear_sophia_hessian_kernel(gds::LinearConfig m, gds::OptimizerConfig o,
+                                             const T* H, double rows, long long d, T* h) {
+    const long long n = gds::linear_updated_params(m, d);
+    GDS_GRID_STRIDE_LOOP(j, n) {
+        gds::sophia_hessian_ema<T>(
+            o.beta2, h[j], (T)gds::sophia_linear_estimate(o.hessian_estimator, (double)H[j], rows));
     }
 }

@@ -33,51 +33,26 @@ inline void linear_hessian_estimate(const Problem<T, Rows>& pb, int estimator, c
     const T* b = params + n_w;
     std::fill(out, out + n_w + K, 0.0);
     const bool exact = estimator == static_cast<int>(HessianEstimator::EXACT);
-    const bool softmax = pb.loss == static_cast<int>(Loss::SOFTMAX);
-    const bool logistic = pb.loss == static_cast<int>(Loss::LOG);
     for (gds_int64 ii = 0; ii < count; ++ii) {
         const gds_int64 i = rows[ii];
         const double sw = pb.sw ? static_cast<double>(pb.sw[i]) : 1.0;
         for (int k = 0; k < K; ++k) z[k] = pb.X.dot(i, params + k * d) + b[k];
-        if (exact) {
-            if (softmax) {  // z <- softmax(z)
-                double zmax = static_cast<double>(z[0]), total = 0.0;
-                for (int k = 1; k < K; ++k) zmax = max(zmax, static_cast<double>(z[k]));
-                for (int k = 0; k < K; ++k) total += exp(static_cast<double>(z[k]) - zmax);
-                for (int k = 0; k < K; ++k)
-                    z[k] = static_cast<T>(exp(static_cast<double>(z[k]) - zmax) / total);
-            }
-            for (int k = 0; k < K; ++k) {
-                const double curv = softmax  ? exact_curvature_softmax(static_cast<double>(z[k]))
-                                    : logistic ? exact_curvature_log(static_cast<double>(z[k]))
-                                               : 1.0;
-                const double c = sw * curv;
-                double* o = out + k * d;
+        sophia_linear_row_factors<T>(pb.loss, estimator, z, K, key, t, i);
+        for (int k = 0; k < K; ++k) {
+            const double r = sw * static_cast<double>(z[k]);
+            double* o = out + k * d;
+            if (exact)
                 pb.X.for_each(i, [&](gds_int64 j, T v) {
-                    o[j] += c * static_cast<double>(v) * static_cast<double>(v);
+                    o[j] += r * static_cast<double>(v) * static_cast<double>(v);
                 });
-                out[n_w + k] += c;
-            }
-        } else {
-            if (softmax) {
-                gnb_softmax_delta<T>(z, K, sophia_uniform(key, t, i, 0), T(1), z);
-            } else if (logistic) {
-                z[0] = gnb_logistic_delta<T>(z[0], sophia_uniform(key, t, i, 0), T(1));
-            } else {
-                z[0] = gnb_squared_delta<T>(sophia_uniform(key, t, i, 0),
-                                            sophia_uniform(key, t, i, 1), T(1));
-            }
-            for (int k = 0; k < K; ++k) {
-                const double r = sw * static_cast<double>(z[k]);
-                double* o = out + k * d;
+            else
                 pb.X.for_each(i, [&](gds_int64 j, T v) { o[j] += r * static_cast<double>(v); });
-                out[n_w + k] += r;
-            }
+            out[n_w + k] += r;
         }
     }
     const double rows_in = static_cast<double>(count);
     for (gds_int64 j = 0; j < n_w + K; ++j)
-        out[j] = exact ? out[j] / rows_in : gnb_estimate<double>(out[j] / rows_in, rows_in);
+        out[j] = sophia_linear_estimate(estimator, out[j], rows_in);
 }
 
 }  // namespace linear_detail

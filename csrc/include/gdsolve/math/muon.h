@@ -3,8 +3,9 @@
 // orthogonalisation, and the decoupled decay with the update. The elementwise parts are
 // device-portable (GDS_HD); the Newton-Schulz iteration is a host template over a row-major GEMM
 // callable (the CPU passes BLAS ?gemm, cpu/blas.h: RowMajorGemm), and a GPU executor runs the
-// same three products per iteration through cuBLAS. Callers: cpu/mlp_executor.h, _core.pyx
-// (gdsolve.optim.Muon.step). Formulas: docs/optimizers.md.
+// same three products per iteration through cuBLAS around newton_schulz_norm and
+// newton_schulz_combine. Callers: cpu/mlp_executor.h, _core.pyx (gdsolve.optim.Muon.step),
+// gdsolve/gpu/kernels/mlp.cu. Formulas: docs/optimizers.md.
 //
 // One step of an R x C matrix W (row-major), gradient G, momentum buffer M (state slot 0), with
 // st = optimizer_begin_step(config, ...) (its lr, momentum and decoupled decay):
@@ -69,6 +70,14 @@ template <class T> GDS_HD inline T newton_schulz_combine(T beta, T x, T alpha, T
     return beta * x + alpha * p;
 }
 
+// The divisor of Newton-Schulz's first iterate, max(||U||_F, eps) in T, from ||U||_F^2 summed in
+// double (by the CPU's loop below, or a device reduction).
+template <class T> GDS_HD inline T newton_schulz_norm(double sqnorm, double eps) {
+    T norm = static_cast<T>(sqrt(sqnorm));
+    if (norm < static_cast<T>(eps)) norm = static_cast<T>(eps);
+    return norm;
+}
+
 // Scratch of the iteration for an R x C matrix, in elements: the Gram matrix and its polynomial
 // (m x m each, m = min(R, C)) and the next iterate (R x C).
 GDS_HD inline gds_int64 newton_schulz_scratch(gds_int64 R, gds_int64 C) {
@@ -94,8 +103,7 @@ inline T* newton_schulz(const Gemm& gemm, const OptimizerConfig& c, T* U, gds_in
     const gds_int64 n = R * C;
     double sq = 0.0;
     for (gds_int64 i = 0; i < n; ++i) sq += static_cast<double>(U[i]) * static_cast<double>(U[i]);
-    T norm = static_cast<T>(sqrt(sq));
-    if (norm < static_cast<T>(c.eps)) norm = static_cast<T>(c.eps);
+    const T norm = newton_schulz_norm<T>(sq, c.eps);
     for (gds_int64 i = 0; i < n; ++i) U[i] = U[i] / norm;
     const T a = static_cast<T>(c.ns_a), b = static_cast<T>(c.ns_b), cc = static_cast<T>(c.ns_c);
     T* X = U;

@@ -3,7 +3,8 @@
 // sampled from the model's own predictive distribution, per output kind) and the exact
 // Gauss-Newton curvature of the linear models' losses. The update itself (EMA of the gradient,
 // the clipped step, decoupled decay) is optimizer_update's SOPHIA case (math/optimizers.h).
-// Callers: cpu/mlp_executor.h, cpu/linear_hessian.h, _core.pyx. Formulas: docs/optimizers.md.
+// Callers: cpu/mlp_executor.h, cpu/linear_hessian.h, _core.pyx, gdsolve/gpu/kernels/mlp.cu and
+// linear.cu. Formulas: docs/optimizers.md.
 //
 // Per step t (optimizer_step after optimizer_begin_step, 1 for the first step):
 //   if sophia_refresh(config, t): hhat = the estimate on this step's batch (at the parameters
@@ -112,5 +113,51 @@ GDS_HD inline double exact_curvature_log(double z) {
     return p * (1.0 - p);
 }
 GDS_HD inline double exact_curvature_softmax(double p) { return p * (1.0 - p); }
+
+// ---- The linear models' estimate: a factor per row and output, summed into products with X ------
+//
+// hhat_j = sophia_linear_estimate(estimator, sum_i s_i r_ik x_ij^p, B) with p = 1 (GNB) or 2
+// (EXACT) over the batch's B rows, the intercepts taking x = 1; r_ik from the row's outputs z.
+
+// Row `row`'s factors r_k in place of its outputs z[0..K) at step t: GNB, d loss / d z_k at the
+// drawn label(s) (SOFTMAX: a class, draw 0; LOG: a 0/1 label, draw 0; SQUARED: a N(z, 1) target,
+// draws 0 and 1); EXACT, the curvature d^2 loss / d z_k^2 (SOFTMAX: p_k (1 - p_k) of the row's
+// softmax; LOG: p (1 - p); SQUARED: 1).
+template <class T>
+GDS_HD inline void sophia_linear_row_factors(int loss, int estimator, T* z, int K, gds_uint64 key,
+                                             gds_int64 t, gds_int64 row) {
+    const bool softmax = loss == static_cast<int>(Loss::SOFTMAX);
+    const bool logistic = loss == static_cast<int>(Loss::LOG);
+    if (estimator == static_cast<int>(HessianEstimator::EXACT)) {
+        if (softmax) {
+            double zmax = static_cast<double>(z[0]), total = 0.0;
+            for (int k = 1; k < K; ++k)
+                if (static_cast<double>(z[k]) > zmax) zmax = static_cast<double>(z[k]);
+            for (int k = 0; k < K; ++k) total += exp(static_cast<double>(z[k]) - zmax);
+            for (int k = 0; k < K; ++k)
+                z[k] = static_cast<T>(
+                    exact_curvature_softmax(exp(static_cast<double>(z[k]) - zmax) / total));
+        } else {
+            for (int k = 0; k < K; ++k)
+                z[k] = logistic ? static_cast<T>(exact_curvature_log(static_cast<double>(z[k])))
+                                : T(1);
+        }
+    } else if (softmax) {
+        gnb_softmax_delta<T>(z, K, sophia_uniform(key, t, row, 0), T(1), z);
+    } else if (logistic) {
+        z[0] = gnb_logistic_delta<T>(z[0], sophia_uniform(key, t, row, 0), T(1));
+    } else {
+        z[0] = gnb_squared_delta<T>(sophia_uniform(key, t, row, 0), sophia_uniform(key, t, row, 1),
+                                    T(1));
+    }
+}
+
+// One parameter's estimate from its sum over the batch's `rows` rows: EXACT the mean, GNB
+// B ghat^2 with ghat the mean.
+GDS_HD inline double sophia_linear_estimate(int estimator, double sum, double rows) {
+    return estimator == static_cast<int>(HessianEstimator::EXACT)
+               ? sum / rows
+               : gnb_estimate<double>(sum / rows, rows);
+}
 
 }  // namespace gds

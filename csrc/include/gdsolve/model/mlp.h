@@ -63,19 +63,28 @@ GDS_HD inline MlpStepPlan<T> mlp_step_begin(const MlpConfig& m, const OptimizerC
     return p;
 }
 
+// The gradient element a rule sees, from the batch-mean g of parameter w: the L2 part
+// penalty * w on a coefficient, then clipped (Clip::VALUE by value, Clip::NORM by clip_factor).
+template <class T>
+GDS_HD inline T mlp_step_gradient(const MlpConfig& m, T penalty, double clip_factor,
+                                  bool coefficient, T w, T g) {
+    if (coefficient) g += penalty * w;
+    if (m.clip == static_cast<int>(Clip::VALUE)) {
+        g = clip_value(g, static_cast<T>(m.clip_limit));
+    } else {
+        const T f = static_cast<T>(clip_factor);
+        if (f < T(1)) g *= f;
+    }
+    return g;
+}
+
 // Element j of the step, from the batch-mean gradient g_j (no L2 part; it is added here to the
 // first n_coef entries).
 template <class T>
 GDS_HD inline void mlp_step_element(const MlpConfig& m, const OptimizerConfig& o,
                                     const MlpStepPlan<T>& p, gds_int64 j, gds_int64 n_coef, T* w,
                                     T g, T* s0, T* s1, T* s2) {
-    if (j < n_coef) g += p.penalty * w[j];
-    if (m.clip == static_cast<int>(Clip::VALUE)) {
-        g = clip_value(g, static_cast<T>(m.clip_limit));
-    } else {
-        const T f = static_cast<T>(p.clip_factor);
-        if (f < T(1)) g *= f;
-    }
+    g = mlp_step_gradient<T>(m, p.penalty, p.clip_factor, j < n_coef, w[j], g);
     optimizer_update<T>(o, p.opt, w[j], g, s0[j], s1[j], s2[j]);
 }
 
@@ -111,6 +120,26 @@ GDS_HD inline MlpMuonPlan mlp_muon_step_begin(const MlpConfig& m, const Optimize
                         ? clip_norm_factor(sqrt(grad_sqnorm), m.clip_limit)
                         : 1.0;
     return p;
+}
+
+// The companion rule's step plan, for mlp_step_element over the tail (its L2 part and clipping
+// as every other rule's).
+template <class T> GDS_HD inline MlpStepPlan<T> mlp_companion_plan(const MlpMuonPlan& p) {
+    MlpStepPlan<T> out;
+    out.opt = p.companion;
+    out.penalty = static_cast<T>(p.penalty);
+    out.clip_factor = p.clip_factor;
+    return out;
+}
+
+// Element i of a hidden matrix's Muon momentum (math/muon.h) from its batch-mean gradient g and
+// weight w (a coefficient: the L2 part, then clipping): buf updated, u the update to
+// orthogonalise.
+template <class T>
+GDS_HD inline void mlp_muon_momentum(const MlpConfig& m, const OptimizerConfig& o,
+                                     const MlpMuonPlan& p, T w, T g, T& buf, T& u) {
+    g = mlp_step_gradient<T>(m, static_cast<T>(p.penalty), p.clip_factor, true, w, g);
+    muon_momentum<T>(p.muon.momentum, o.nesterov, g, buf, u);
 }
 
 // ---- Sophia's Gauss-Newton-Bartlett draws on the output layer -------------------------------------
