@@ -74,8 +74,11 @@ def test_sync_gradient_full_batch_follows_one_machine_for_every_optimizer(client
                                                                           optimizer):
     X, y = three_classes
     sw = np.random.RandomState(0).uniform(0.2, 2.0, X.shape[0])
+    # scikit-learn's zero start: at the best constant the full-batch intercept gradient is zero
+    # up to round-off, which Lion's sign and the small eps of Adagrad / RMSprop / Adam magnify,
+    # so two summation orders would agree less closely than this test asks (docs/linear.md)
     kw = dict(FULL, max_iter=12, optimizer=optimizer, learning_rate="constant", eta0=0.05,
-              penalty="l2", alpha=1e-3, random_state=0)
+              penalty="l2", alpha=1e-3, random_state=0, intercept_start="sklearn")
     one = SGDLogistic(**kw).fit(X, y, sample_weight=sw)
     dX, dy, dsw = chunked(X, y, sw, chunks=1500)
     dist = SGDLogistic(distributed="sync_gradient", **kw).fit(dX, dy, sample_weight=dsw)

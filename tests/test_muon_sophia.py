@@ -623,8 +623,9 @@ def test_linear_sophia_trajectory_equals_numpy_reference(case):
 
 def test_gnb_estimate_is_unbiased_for_the_exact_diagonal():
     # E[B ghat^2] over the drawn labels is the Gauss-Newton diagonal (the score has mean zero):
-    # with lr = 0 the parameters stay at 0 (scikit-learn's zero start) and, refreshed every step (k = 1), h is an EMA of
-    # independent GNB draws with E[h_T] = (1 - beta2^T) * the exact estimator's diagonal
+    # with lr = 0 the parameters stay at 0 (scikit-learn's zero start) and, refreshed every
+    # step (k = 1), h is an EMA of independent GNB draws with E[h_T] = (1 - beta2^T) * the
+    # exact estimator's diagonal
     rng = np.random.default_rng(2)
     X = rng.normal(size=(20, 4))
     y = rng.integers(0, 3, 20)
