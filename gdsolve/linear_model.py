@@ -588,9 +588,8 @@ _COMMON_DOC = """
         'sklearn': scikit-learn's start, 0. 'auto': 'sklearn' for scikit-learn's algorithm,
         per-sample SGD (batch_size=1, plain SGD) with learning_rate 'optimal', 'invscaling',
         'constant' or 'adaptive', where the model equals scikit-learn's; 'best_constant'
-        otherwise. The coefficients start at 0 either way; warm_start and
-        later partial_fit calls continue from the fitted model. No effect without
-        fit_intercept.
+        otherwise. The coefficients start at 0 either way; warm_start and later partial_fit
+        calls continue from the fitted model. No effect without fit_intercept.
     optimizer : str or gdsolve.optim.Optimizer, default='sgd'
         Update rule: 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw',
         'amsgrad', 'nadam', 'radam', 'lion', 'sophia' (squared and log losses; Sophia(estimator=
