@@ -6,6 +6,10 @@ then compare the two files bit for bit.
     python benchmarks/model_fingerprints.py --out new.npz      # in the new build's venv
     python benchmarks/model_fingerprints.py --compare old.npz new.npz
 
+`--set NAME=VALUE` (repeatable) passes one more parameter to every estimator, e.g.
+`--set intercept_start=sklearn` to fingerprint the zero start of builds before intercept_start
+against a build that has it.
+
 Each case fits one estimator configuration (fixed data, random_state and thread count) and stores
 its fitted arrays (coef_/intercept_ or coefs_/intercepts_), loss curve, validation scores and
 n_iter_. `--compare` lists every case whose arrays differ in any bit, with the largest difference.
@@ -185,11 +189,11 @@ def _xy(data, d):
     return (X.astype(np.float32) if f32 else X), y
 
 
-def run_case(case, d):
+def run_case(case, d, extra=None):
     name, cls, params, data, how = case
     X, y = _xy(data, d)
     sw = d["sw"] if how.get("sw") else None
-    est = cls(**params)
+    est = cls(**params, **(extra or {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if how.get("partial"):
@@ -222,14 +226,14 @@ def run_case(case, d):
     return name, out
 
 
-def collect(threads):
+def collect(threads, extra=None):
     d = _data()
     d["Xg32"], d["yg32"] = d["Xg"].astype(np.float32), d["yg"]
     results = {}
     for n_threads in threads:
         os.environ["GDSOLVE_NUM_THREADS"] = str(n_threads)
         for case in linear_cases() + mlp_cases():
-            name, out = run_case(case, d)
+            name, out = run_case(case, d, extra)
             for key, value in out.items():
                 results[f"t{n_threads}|{name}|{key}"] = value
     return results
@@ -261,12 +265,20 @@ def main(argv=None):
     parser.add_argument("--out", help="write the fingerprints of this build here (.npz)")
     parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two files")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="one more estimator parameter for every case (a string value)")
     args = parser.parse_args(argv)
     if args.compare:
         return compare(*args.compare)
     if not args.out:
         parser.error("give --out or --compare")
-    results = collect([int(t) for t in args.threads.split(",")])
+    extra = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set needs NAME=VALUE, got {item!r}")
+        extra[key] = value
+    results = collect([int(t) for t in args.threads.split(",")], extra)
     np.savez(args.out, **results)
     print(f"{len(results)} arrays written to {args.out}")
     return 0

@@ -1,8 +1,9 @@
 """Exact optimum of the intercept-only model for each loss of csrc/include/gdsolve/losses.h.
 
 ``best_constant`` gives the intercept that gradient descent can start from instead of 0. Callers:
-the estimators' intercept initialisation (linear models, MLP output layer; not wired in yet) and
-tests/test_intercept_start.py, which checks it against independent solvers.
+the estimators' intercept initialisation (intercept_start: linear_model.py, neural_network.py's
+output layer, gdsolve/distributed/_start.py) and tests/test_intercept_start.py, which checks it
+against independent solvers.
 """
 
 from numbers import Integral, Real

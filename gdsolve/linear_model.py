@@ -48,13 +48,14 @@ from gdsolve._base import (
 )
 from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
+from gdsolve._intercept import best_constant
 from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
 from gdsolve.distributed import dask_fit as _dask_fit
 from gdsolve.distributed import dask_predict as _dask_predict
 from gdsolve.gpu import inputs as gpu_inputs
 from gdsolve.gpu.linear import GpuLinearExecutor
 from gdsolve.optim import Muon, Optimizer, Sophia
-from gdsolve.schedules import Constant, InvScaling, Optimal, ReduceLROnPlateau, Schedule
+from gdsolve.schedules import Adaptive, Constant, InvScaling, Optimal, ReduceLROnPlateau, Schedule
 
 __all__ = ["SGDLinearRegression", "SGDLogistic"]
 
@@ -83,6 +84,11 @@ _LOSS_CODES = {**_REGRESSION_LOSSES, **_CLASSIFICATION_LOSSES}
 _LOSS_CURVATURE = {Loss.SQUARED: 1.0, Loss.HUBER: 1.0, Loss.EPSILON_INSENSITIVE: 1.0,
                    Loss.LOG: 0.25, Loss.SOFTMAX: 0.5}
 _GRAM_MAX_FEATURES = 2000
+INTERCEPT_STARTS = ("auto", "best_constant", "sklearn")
+# scikit-learn's learning rates: per-sample SGD with one of them is scikit-learn's algorithm,
+# whose zero start intercept_start='auto' keeps (docs/linear.md)
+_SKLEARN_RATES = ("optimal", "invscaling", "constant", "adaptive")
+_SKLEARN_RATE_TYPES = (Optimal, InvScaling, Constant, Adaptive)
 _GRAM_BLOCK_WORK = 50_000_000  # n d^2 per thread below which the Gram matrix stays one product
 # Shuffled per-sample epochs: -1 lets the loop decide whether a helper thread gathers the rows
 # (data beyond the caches and a spare CPU), 0 / 1 force it off / on (the tests use both); 2
@@ -278,6 +284,10 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
                 and not isinstance(self.optimizer, Optimizer):
             raise ValueError(f"{name}: eta0 must be > 0 with learning_rate="
                              f"{self.learning_rate!r}")
+        if not isinstance(self.intercept_start, str) or \
+                self.intercept_start not in INTERCEPT_STARTS:
+            raise ValueError(f"{name}: intercept_start must be one of {INTERCEPT_STARTS}, got "
+                             f"{self.intercept_start!r}")
         check_distributed_params(self)
 
     # -- inputs and the device -------------------------------------------------------------------
@@ -458,16 +468,51 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         settle_loop_statuses(reports, states, new_states, name, max_iter, tol)
         return new_states, reports
 
+    # -- the start -------------------------------------------------------------------------------
+    def _starts_from_best_constant(self):
+        """Whether a fresh fit starts the intercept at the best constant (intercept_start):
+        'auto' keeps the zero start of scikit-learn's algorithm, per-sample SGD (the rule the
+        per-sample path runs: plain SGD, batch_size=1) with one of scikit-learn's rates."""
+        if not self.fit_intercept or self.intercept_start == "sklearn":
+            return False
+        if self.intercept_start == "best_constant":
+            return True
+        opt, _ = resolve_optimizer(self.optimizer, self.eta0)
+        per_sample = (self.batch_size == 1 and int(opt.code) == int(OptimizerCode.SGD)
+                      and opt.momentum == 0 and opt.weight_decay == 0)
+        rate = self.learning_rate
+        sklearn_rate = (rate in _SKLEARN_RATES if isinstance(rate, str)
+                        else type(rate) in _SKLEARN_RATE_TYPES)
+        return not (per_sample and sklearn_rate)
+
+    def _start_intercepts(self, loss_code, targets, sample_weight, train_rows, n_outputs):
+        """The intercepts a fresh fit starts from, one block of n_outputs per target vector
+        (one-vs-rest: per class), concatenated; None for the zero start. The best constant is
+        the exact optimum of the intercept-only model on the training rows (gdsolve/_intercept.py),
+        with the weights the fit uses (sample weights times class weights)."""
+        if not self._starts_from_best_constant():
+            return None
+        rows = None if train_rows.shape[0] == targets[0].shape[0] else train_rows
+        sw = sample_weight if rows is None or sample_weight is None else sample_weight[rows]
+        return np.concatenate([
+            best_constant(loss_code, y if rows is None else y[rows], sw, n_outputs=n_outputs,
+                          epsilon=float(getattr(self, "epsilon", 0.1)))
+            for y in targets])
+
     def _new_states(self, n_loops, n_outputs, n_features, dtype, coef_init=None,
                     intercept_init=None):
+        """Fresh FitStates: coefficients coef_init (warm start) or zero, intercepts
+        intercept_init (the previous model's or the best constant, (n_loops * n_outputs,)) or
+        zero."""
         n_all = n_outputs * n_features + n_outputs
         states = []
         for k in range(n_loops):
             params = np.zeros(n_all, dtype=dtype)
+            rows = slice(k, k + 1) if n_loops > 1 else slice(None)
             if coef_init is not None:
-                rows = slice(k, k + 1) if n_loops > 1 else slice(None)
                 params[: n_outputs * n_features] = np.asarray(coef_init)[rows].ravel()
-                params[n_outputs * n_features:] = np.asarray(intercept_init)[rows].ravel()
+            if intercept_init is not None:
+                params[n_outputs * n_features:] = np.asarray(intercept_init).ravel()[rows]
             states.append(engine.FitState(
                 params,
                 avg_params=np.zeros(n_all, dtype=dtype) if self._average_start() > 0 else None,
@@ -537,6 +582,18 @@ _COMMON_DOC = """
     l1_ratio : float, default=0.15
         Elastic-net mixing (1: pure l1).
     fit_intercept : bool, default=True
+    intercept_start : {'auto', 'best_constant', 'sklearn'}, default='auto'
+        Where a fresh fit (and the first partial_fit call, on its chunk) starts the intercept.
+        'best_constant': the exact optimum of the intercept-only model on the training rows
+        with the sample (and class) weights: the weighted mean of y (squared), Huber's
+        location estimate (huber), the weighted median of the y -+ epsilon breakpoints
+        (epsilon_insensitive), the log-odds of the weighted positive fraction (binary and
+        one-vs-rest), the log weighted class priors (multinomial); see docs/linear.md.
+        'sklearn': scikit-learn's start, 0. 'auto': 'sklearn' for scikit-learn's algorithm,
+        per-sample SGD (batch_size=1, plain SGD) with learning_rate 'optimal', 'invscaling',
+        'constant' or 'adaptive', where the model equals scikit-learn's; 'best_constant'
+        otherwise. The coefficients start at 0 either way; warm_start and later partial_fit
+        calls continue from the fitted model. No effect without fit_intercept.
     optimizer : str or gdsolve.optim.Optimizer, default='sgd'
         Update rule: 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw',
         'amsgrad', 'nadam', 'radam', 'lion', 'sophia' (squared and log losses; Sophia(estimator=
@@ -626,7 +683,8 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
     _is_classifier = False
 
     def __init__(self, loss="squared", *, penalty="l2", alpha=1e-4, l1_ratio=0.15,
-                 fit_intercept=True, optimizer="sgd", learning_rate="invscaling", eta0=0.01,
+                 fit_intercept=True, intercept_start="auto", optimizer="sgd",
+                 learning_rate="invscaling", eta0=0.01,
                  power_t=0.25, batch_size=1, max_iter=1000, tol=1e-3, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
                  average=False, clip_grad_norm=None, epsilon=0.1, warm_start=False, verbose=0,
@@ -637,6 +695,7 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
+        self.intercept_start = intercept_start
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.eta0 = eta0
@@ -686,16 +745,17 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         X, y, sw = self._prepare(X, y, sample_weight, reset=True)
         n, d = X.shape
         dtype = self._compute_dtype(X)
+        loss_code = _REGRESSION_LOSSES[self.loss]
+        train_rows, val_rows = self._split(y, sw, n, self.early_stopping)
         if self.warm_start and hasattr(self, "coef_") and self.coef_.shape == (d,):
             states = self._new_states(1, 1, d, dtype, self.coef_.reshape(1, -1),
                                       self.intercept_)
         else:
-            states = self._new_states(1, 1, d, dtype)
-        train_rows, val_rows = self._split(y, sw, n, self.early_stopping)
+            states = self._new_states(1, 1, d, dtype, intercept_init=self._start_intercepts(
+                loss_code, [y], sw, train_rows, 1))
         rng = check_random_state(self.random_state)
         states, reports = self._run_loops(
-            X, [y], sw, _REGRESSION_LOSSES[self.loss], 1, states, train_rows, val_rows,
-            self.max_iter, self.tol, rng)
+            X, [y], sw, loss_code, 1, states, train_rows, val_rows, self.max_iter, self.tol, rng)
         coef, intercept = self._store(states, reports, 1, d, dtype)
         self.coef_ = coef.ravel()
         self.intercept_ = intercept
@@ -710,12 +770,16 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
         X, y, sw = self._prepare(X, y, sample_weight, reset=first)
         n, d = X.shape
         dtype = self._compute_dtype(X)
-        states = self._new_states(1, 1, d, dtype) if first else self._fit_states
+        loss_code = _REGRESSION_LOSSES[self.loss]
+        rows = np.arange(n, dtype=np.int64)
+        # the first call starts as fit would on this chunk (intercept_start); later calls
+        # continue the state
+        states = (self._new_states(1, 1, d, dtype, intercept_init=self._start_intercepts(
+            loss_code, [y], sw, rows, 1)) if first else self._fit_states)
         states = [s.astype(dtype) for s in states]
         rng = check_random_state(self.random_state)
         states, reports = self._run_loops(
-            X, [y], sw, _REGRESSION_LOSSES[self.loss], 1, states,
-            np.arange(n, dtype=np.int64), None, 1, None, rng)
+            X, [y], sw, loss_code, 1, states, rows, None, 1, None, rng)
         coef, intercept = self._store(states, reports, 1, d, dtype)
         self.coef_ = coef.ravel()
         self.intercept_ = intercept
@@ -752,7 +816,8 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
     _is_classifier = True
 
     def __init__(self, loss="log_loss", *, penalty="l2", alpha=1e-4, l1_ratio=0.15,
-                 fit_intercept=True, optimizer="sgd", learning_rate="optimal", eta0=0.01,
+                 fit_intercept=True, intercept_start="auto", optimizer="sgd",
+                 learning_rate="optimal", eta0=0.01,
                  power_t=0.5, batch_size=1, max_iter=1000, tol=1e-3, n_iter_no_change=5,
                  early_stopping=False, validation_fraction=0.1, shuffle=True, random_state=None,
                  average=False, clip_grad_norm=None, class_weight=None,
@@ -763,6 +828,7 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
+        self.intercept_start = intercept_start
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.eta0 = eta0
@@ -847,6 +913,15 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
             return [np.where(y_idx == 1, 1.0, -1.0).astype(dtype)]
         return [np.where(y_idx == k, 1.0, -1.0).astype(dtype) for k in range(n_loops)]
 
+    def _class_start(self, y_idx, sw, train_rows):
+        """_start_intercepts for the targets of the layout: the log-odds of each binary
+        problem's positives, or the log class priors of the multinomial model."""
+        if not self._starts_from_best_constant():
+            return None
+        _, n_outputs, loss_code = self._layout()
+        return self._start_intercepts(loss_code, self._targets(y_idx, np.float64), sw,
+                                      train_rows, n_outputs)
+
     def _fit_with(self, X, y_idx, sw, states, train_rows, val_rows, max_iter, tol, rng):
         n_loops, n_outputs, loss_code = self._layout()
         labels = list(self.classes_) if n_loops > 1 else None
@@ -878,12 +953,13 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         warm = (self.warm_start and hasattr(self, "coef_") and old_classes is not None
                 and np.array_equal(old_classes, classes)
                 and self.coef_.shape == (n_loops * n_outputs, d))
+        train_rows, val_rows = self._split(y_idx, sw, n, self.early_stopping)
         if warm:
             states = self._new_states(n_loops, n_outputs, d, dtype, self.coef_,
                                       self.intercept_)
         else:
-            states = self._new_states(n_loops, n_outputs, d, dtype)
-        train_rows, val_rows = self._split(y_idx, sw, n, self.early_stopping)
+            states = self._new_states(n_loops, n_outputs, d, dtype,
+                                      intercept_init=self._class_start(y_idx, sw, train_rows))
         rng = check_random_state(self.random_state)
         try:
             self._fit_with(X, y_idx, sw, states, train_rows, val_rows, self.max_iter,
@@ -910,8 +986,9 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
         y_idx, sw = self._weights_with_classes(y, sw, dtype)
         n, d = X.shape
         n_loops, n_outputs, _ = self._layout()
-        if first or not hasattr(self, "_fit_states"):
-            states = self._new_states(n_loops, n_outputs, d, dtype)
+        if first or not hasattr(self, "_fit_states"):  # starts as fit would on this chunk
+            states = self._new_states(n_loops, n_outputs, d, dtype, intercept_init=(
+                self._class_start(y_idx, sw, np.arange(n, dtype=np.int64))))
         else:
             states = [s.astype(dtype) for s in self._fit_states]
         rng = check_random_state(self.random_state)

@@ -34,7 +34,9 @@ from gdsolve._base import (
     single_threaded_blas,
 )
 from gdsolve._codes import Activation, Clip, Loss, PlateauMode
+from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve._codes import Schedule as ScheduleCode
+from gdsolve._intercept import best_constant
 from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
 from gdsolve.distributed import dask_fit_mlp as _dask_fit
 from gdsolve.distributed import dask_predict as _dask_predict
@@ -51,6 +53,33 @@ _ACTIVATIONS = {
     "logistic": Activation.LOGISTIC,
 }
 _OUT_ACTIVATION = {Loss.SQUARED: "identity", Loss.LOG: "logistic", Loss.SOFTMAX: "softmax"}
+INTERCEPT_STARTS = ("auto", "best_constant", "sklearn")
+_SKLEARN_MLP_RATES = ("constant", "invscaling", "adaptive")  # MLPClassifier's learning_rate
+
+
+def starts_from_best_constant(est):
+    """Whether a fresh fit of the MLP estimator `est` sets the output layer's bias to the best
+    constant (intercept_start): 'auto' keeps scikit-learn's Glorot draw for plain SGD with one
+    of scikit-learn's rates, the case whose trajectory equals MLPRegressor / MLPClassifier
+    (solver='sgd', momentum=0)."""
+    if est.intercept_start == "sklearn":
+        return False
+    if est.intercept_start == "best_constant":
+        return True
+    opt, _ = resolve_optimizer(est.optimizer, est.learning_rate_init)
+    plain_sgd = (int(opt.code) == int(OptimizerCode.SGD) and opt.momentum == 0
+                 and opt.weight_decay == 0)
+    return not (plain_sgd and isinstance(est.learning_rate, str)
+                and est.learning_rate in _SKLEARN_MLP_RATES)
+
+
+def output_bias_start(loss, n_outputs, targets, labels):
+    """The best constant of the output loss (gdsolve/_intercept.py) over the training rows:
+    the mean of each target column (squared), the log-odds of each 0/1 column (logistic
+    outputs), the log class priors (softmax)."""
+    if loss == Loss.SOFTMAX:
+        return best_constant(loss, labels, n_outputs=n_outputs)
+    return best_constant(loss, np.asarray(targets).reshape(-1, n_outputs), n_outputs=n_outputs)
 
 
 def glorot_uniform_init(layer_units, activation, random_state, dtype=np.float64):
@@ -143,6 +172,7 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         random_state=None,
         warm_start=False,
         clip_grad_norm=None,
+        intercept_start="auto",
         verbose=False,
         device="cpu",
         mixed_precision=None,
@@ -167,6 +197,7 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.clip_grad_norm = clip_grad_norm
+        self.intercept_start = intercept_start
         self.verbose = verbose
         self.device = device
         self.mixed_precision = mixed_precision
@@ -226,6 +257,10 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         if self.mixed_precision not in (None, "float16", "bfloat16"):
             raise ValueError(f"mixed_precision must be None, 'float16' or 'bfloat16', got "
                              f"{self.mixed_precision!r}")
+        if not isinstance(self.intercept_start, str) or \
+                self.intercept_start not in INTERCEPT_STARTS:
+            raise ValueError(f"intercept_start must be one of {INTERCEPT_STARTS}, got "
+                             f"{self.intercept_start!r}")
         for flag in ("early_stopping", "shuffle", "warm_start"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
@@ -291,6 +326,13 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
                                             else np.empty((0, n_outputs), dtype=dtype),
                                             np.empty(0, np.int32) if loss == Loss.SOFTMAX
                                             else None)
+        if first_pass and starts_from_best_constant(self):
+            # the output layer's bias at the best constant of the training rows; every draw
+            # (hidden layers, output coefficients, split, seed) stays scikit-learn's
+            rows = train_idx if self.early_stopping else slice(None)
+            params[-n_outputs:] = output_bias_start(
+                loss, n_outputs, None if targets is None else targets[rows],
+                None if labels is None else labels[rows])
         n_train = train_arrays[0].shape[0] if place.gpu else train_arrays.n_rows
         batch_size = self._batch_size_for(n_train)
         seed = int(rs.randint(np.iinfo(np.int32).max))  # the shuffling generator's seed
@@ -554,6 +596,16 @@ class SGDMLPClassifier(ClassifierMixin, _BaseSGDMLP):
     random_state, warm_start, verbose : as scikit-learn's MLPClassifier.
     clip_grad_norm : float or None, default=None
         Clip the global L2 norm of each batch gradient (PyTorch's clip_grad_norm_).
+    intercept_start : {'auto', 'best_constant', 'sklearn'}, default='auto'
+        The output layer's bias in a fresh fit (and the first partial_fit call, on its chunk).
+        'best_constant': the best constant of the output loss on the training rows, the
+        log-odds of each logistic output's positive fraction, the log class priors (softmax),
+        the mean of each target (regressor; docs/mlp.md). 'sklearn': scikit-learn's start, the
+        Glorot-uniform draw, as for every other parameter. 'auto': the draw for
+        plain SGD (optimizer='sgd') with learning_rate 'constant', 'invscaling' or 'adaptive',
+        whose trajectory equals scikit-learn's solver='sgd', momentum=0; 'best_constant'
+        otherwise. Hidden layers and output coefficients are drawn as scikit-learn draws them
+        either way; warm_start and later partial_fit calls continue from the fitted network.
     device : {'cpu', 'cuda', 'auto'}, default='cpu'
         Where the fit runs (as the linear estimators': 'cuda' needs CuPy and a device; 'auto'
         uses a GPU when CuPy sees one; CuPy input runs on the GPU unless device='cpu').

@@ -138,6 +138,7 @@ def test_minibatch_adam_matches_reference(cancer):
     n, d = X.shape
     alpha, lr, b1, b2, eps, batch = 1e-3, 0.01, 0.9, 0.999, 1e-8, 32
     theta = np.zeros(d + 1)
+    theta[d] = np.log(np.mean(ys == 1) / np.mean(ys == -1))  # the best constant: the log-odds
     m, v, step = np.zeros(d + 1), np.zeros(d + 1), 0
     for _ in range(3):
         for start in range(0, n, batch):
@@ -167,6 +168,7 @@ def test_full_batch_descent_matches_reference():
     Xt = np.hstack([X, np.ones((n, 1))])
     step = 1.0 / (np.linalg.eigvalsh(Xt.T @ Xt / n)[-1] + alpha)
     theta = np.zeros(d + 1)
+    theta[d] = y.mean()  # the best constant of the squared loss
     objective = []
     for _ in range(25):
         r = Xt @ theta - y
@@ -186,6 +188,7 @@ def test_clip_grad_norm_minibatch_matches_reference():
     y = X @ rng.randn(4)
     lr, max_norm, batch = 0.01, 0.5, 16
     theta = np.zeros(5)
+    theta[4] = y.mean()  # the best constant of the squared loss
     for start in range(0, 64, batch):
         Xb, yb = X[start:start + batch], y[start:start + batch]
         r = Xb @ theta[:4] + theta[4] - yb
@@ -255,9 +258,12 @@ def test_fixed_random_state_is_bit_reproducible(kwargs):
 
 
 @pytest.mark.parametrize("kwargs", [{"average": 7, "penalty": "elasticnet"},
-                                    {"optimizer": "adam", "batch_size": 10},
+                                    {"optimizer": "adam", "batch_size": 10,
+                                     "intercept_start": "sklearn"},
                                     {"multi_class": "ovr"}])
 def test_partial_fit_chunks_equal_one_epoch_of_fit(kwargs):
+    # the same start in both (the first partial_fit call would start from its own chunk's best
+    # constant, fit from the whole data's): then the chunks continue the state exactly
     X, y = load_iris(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     order = np.random.RandomState(0).permutation(len(y))

@@ -332,6 +332,8 @@ def test_matches_a_pytorch_loop_step_for_step():
             lin.weight.copy_(torch.from_numpy(rs.uniform(-bound, bound, (fan_in, fan_out)).T))
             lin.bias.copy_(torch.from_numpy(rs.uniform(-bound, bound, fan_out)))
         layers.append(lin)
+    with torch.no_grad():  # the output bias starts at the log class frequencies (docs/mlp.md)
+        layers[1].bias.copy_(torch.from_numpy(np.log(np.bincount(y, minlength=3) / len(y))))
     model = torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)

@@ -90,6 +90,19 @@ def glorot(units, activation, seed):
     return coefs, intercepts
 
 
+def best_output_bias(kind, target, k):
+    """The output layer's bias a fresh fit starts from (intercept_start='auto' off plain SGD;
+    docs/mlp.md), written out: the log class frequencies (softmax), the log-odds of each 0/1
+    column (logistic outputs), the mean of each target column (squared)."""
+    if kind == "softmax":
+        return np.log(np.bincount(target, minlength=k) / len(target))
+    t = np.asarray(target, dtype=float).reshape(len(target), -1)
+    if kind == "logistic":
+        p = t.mean(axis=0)
+        return np.log(p) - np.log1p(-p)
+    return t.mean(axis=0)
+
+
 class RefOptimizer:
     """PyTorch's SGD (momentum, nesterov) and Adam, from the torch.optim documentation."""
 
@@ -298,6 +311,7 @@ def test_fit_trajectory_equals_numpy_reference(case):
 
     units = [d, *hidden, k]
     coefs, intercepts = glorot(units, case["activation"], 3)
+    intercepts[-1] = best_output_bias(case["kind"], target, k)
     w, losses = ref_train(coefs, intercepts, X, target, case["kind"], case["activation"], 1e-2,
                           8, 3, RefOptimizer(lr=case["lr"], **case["ref"]),
                           lr_at=case.get("lr_at"), clip=case.get("clip"))

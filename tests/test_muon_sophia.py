@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit, log_softmax, softmax
 from sklearn.exceptions import ConvergenceWarning
-from test_mlp_loop import flat, glorot, ref_loss_grad, unflat
+from test_mlp_loop import best_output_bias, flat, glorot, ref_loss_grad, unflat
 
 from gdsolve import (
     SGDLinearRegression,
@@ -326,7 +326,8 @@ def test_mlp_muon_trajectory_equals_torch(monkeypatch, case):
     est = case["est"](hidden_layer_sizes=hidden, activation=case["activation"], alpha=alpha,
                       optimizer=opt, batch_size=8, max_iter=3, shuffle=False, tol=0.0,
                       n_iter_no_change=100, random_state=3, clip_grad_norm=case.get("clip"),
-                      learning_rate=case.get("schedule", "constant"))
+                      learning_rate=case.get("schedule", "constant"),
+                      intercept_start="sklearn")  # the Glorot draw, as torch gets it
     units = [d, *hidden, k]
     coefs, intercepts = glorot(units, case["activation"], 3)
     # one step first: the same start, one batch
@@ -472,6 +473,7 @@ def test_mlp_sophia_trajectory_equals_numpy_reference(case):
     key = est._fit_state["rng"]  # the generator's state as each epoch starts (no shuffling)
     units = [d, *hidden, k]
     coefs, intercepts = glorot(units, case["activation"], 4)
+    intercepts[-1] = best_output_bias(case["kind"], target, k)
     w, losses, clipped = numpy_sophia_mlp(coefs, intercepts, X, target, case["kind"],
                                           case["activation"], alpha, 7, 3, case["hyper"], key,
                                           clip=case.get("clip"))
@@ -486,14 +488,15 @@ def test_mlp_sophia_trajectory_equals_numpy_reference(case):
 # ---- the linear models: Sophia against NumPy --------------------------------------------------
 
 def numpy_sophia_linear(X, y, sw, loss, K, batch, epochs, hyper, key, alpha, penalty="l2",
-                        l1_ratio=0.0, fit_intercept=True, estimator="gnb"):
+                        l1_ratio=0.0, fit_intercept=True, estimator="gnb", b0=0.0):
     """The linear model's step (docs/linear.md) under Sophia: the batch-mean data gradient plus
     the L2 part of the penalty on the weights; on t mod k = 1 the Hessian estimate of the data
     loss at the parameters before the step (GNB with labels drawn for each row, or the exact
     Gauss-Newton diagonal) into h; the update; the L1 part as a proximal step of
-    l1 * lr / max(gamma h, eps, |m|). Rows in order; sw: sample weights."""
+    l1 * lr / max(gamma h, eps, |m|). Rows in order; sw: sample weights; b0: the intercepts'
+    start."""
     n, d = X.shape
-    W, b = np.zeros((K, d)), np.zeros(K)
+    W, b = np.zeros((K, d)), np.zeros(K) + b0
     mW, mb, hW, hb = np.zeros((K, d)), np.zeros(K), np.zeros((K, d)), np.zeros(K)
     b1, b2 = hyper["betas"]
     lr, gamma, eps, wd = hyper["lr"], hyper["gamma"], hyper["eps"], hyper["weight_decay"]
@@ -598,10 +601,20 @@ def test_linear_sophia_trajectory_equals_numpy_reference(case):
                       fit_intercept=case.get("fit_intercept", True))
     _quiet_fit(est, X, y, sample_weight=sw)
     key = est._fit_states[0]["rng"]
+    # the intercepts start at the weighted best constant (docs/linear.md), written out
+    s = np.ones(n) if sw is None else sw
+    if not case.get("fit_intercept", True):
+        b0 = 0.0
+    elif case["loss"] == "squared":
+        b0 = np.sum(s * y) / np.sum(s)
+    elif K == 1:
+        b0 = np.log(np.sum(s[y == 1]) / np.sum(s[y != 1]))
+    else:
+        b0 = np.log(np.bincount(y, weights=s, minlength=K) / np.sum(s))
     W, b, losses = numpy_sophia_linear(
-        X, y_ref, np.ones(n) if sw is None else sw, case["loss"], K, 16, 4, hyper, key, 0.01,
+        X, y_ref, s, case["loss"], K, 16, 4, hyper, key, 0.01,
         penalty=penalty, l1_ratio=0.4, fit_intercept=case.get("fit_intercept", True),
-        estimator=case["estimator"])
+        estimator=case["estimator"], b0=b0)
     assert_allclose(np.atleast_2d(est.coef_), W, rtol=1e-9, atol=1e-12)
     assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
     assert_allclose(est.loss_curve_, losses, rtol=1e-9)
@@ -610,8 +623,9 @@ def test_linear_sophia_trajectory_equals_numpy_reference(case):
 
 def test_gnb_estimate_is_unbiased_for_the_exact_diagonal():
     # E[B ghat^2] over the drawn labels is the Gauss-Newton diagonal (the score has mean zero):
-    # with lr = 0 the parameters stay at 0 and, refreshed every step (k = 1), h is an EMA of
-    # independent GNB draws with E[h_T] = (1 - beta2^T) * the exact estimator's diagonal
+    # with lr = 0 the parameters stay at 0 (scikit-learn's zero start) and, refreshed every
+    # step (k = 1), h is an EMA of independent GNB draws with E[h_T] = (1 - beta2^T) * the
+    # exact estimator's diagonal
     rng = np.random.default_rng(2)
     X = rng.normal(size=(20, 4))
     y = rng.integers(0, 3, 20)
@@ -620,7 +634,7 @@ def test_gnb_estimate_is_unbiased_for_the_exact_diagonal():
         est = SGDLogistic(optimizer=Sophia(lr=0.0, betas=(0.9, 0.999), weight_decay=0.0, k=1,
                                            estimator=estimator),
                           batch_size="full", learning_rate="constant", max_iter=3000, tol=None,
-                          random_state=0, alpha=0.0, penalty=None)
+                          random_state=0, alpha=0.0, penalty=None, intercept_start="sklearn")
         _quiet_fit(est, X, y)
         h[estimator] = est._fit_states[0].slot1 / (1 - 0.999**3000)
     # at w = 0 the softmax is uniform: p (1 - p) = 2/9 per class, times mean x_j^2

@@ -493,6 +493,33 @@ def gradient(spec, index, xb, yb, swb, params, seed, j, n_pieces, scale, threads
     return float(loss), grad, int(rows.shape[0])
 
 
+# ---- the start of a fresh fit -------------------------------------------------------------------
+
+def start_stats(spec, index, xb, yb, swb):
+    """What the client needs of the shard's training rows for the best-constant start
+    (gdsolve/distributed/_start.py): sums where the optimum is a closed form, the weighted class
+    counts (linear classifiers, MLP softmax), (weight, weighted sum of y) for the squared loss,
+    (rows, column sums of the 0/1 or real targets) for the MLP's other outputs; the training
+    targets and weights themselves for Huber and epsilon-insensitive, whose optimum needs a
+    sort."""
+    shard = _shard(spec, index, xb, yb, swb)
+    if spec.model == "mlp":
+        train, _ = _mlp_problem(spec, shard, index)
+        if spec.loss == Loss.SOFTMAX:
+            return np.bincount(train.labels, minlength=spec.n_outputs).astype(np.float64)
+        return float(train.n_rows), np.asarray(train.Y, dtype=np.float64).sum(axis=0)
+    _, y, sw, train, _ = _linear_problem(spec, shard, index)
+    s = None if sw is None else np.asarray(sw[train], dtype=np.float64)
+    if spec.classes is not None:
+        return np.bincount(_class_indices(spec, shard)[train], weights=s,
+                           minlength=len(spec.classes)).astype(np.float64)
+    yt = np.asarray(y[train], dtype=np.float64)
+    if spec.loss == Loss.SQUARED:
+        return (float(train.shape[0]) if s is None else float(s.sum()),
+                float(yt.sum()) if s is None else float(s @ yt))
+    return yt, s
+
+
 # ---- validation statistics and the step size ----------------------------------------------------
 
 def validation_stats(spec, index, xb, yb, swb, params):

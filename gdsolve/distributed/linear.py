@@ -19,6 +19,7 @@ from gdsolve.distributed import _worker
 from gdsolve.distributed._executor import ShardedExecutor
 from gdsolve.distributed._params import check_update_rule
 from gdsolve.distributed._shards import fit_on_shards
+from gdsolve.distributed._start import linear_start
 from gdsolve.linear_model import _REGRESSION_LOSSES, run_loop, start_call_state
 
 _MAX_LANCZOS_FEATURES = 2000  # as linear_model._GRAM_MAX_FEATURES
@@ -177,19 +178,6 @@ def _fit(est, data, token, partial, classes):
     max_iter = 1 if partial else int(est.max_iter)
     tol = None if partial else est.tol
 
-    # the states: as the estimator's own fit / partial_fit build them
-    if partial:
-        states = (est._new_states(n_loops, n_outputs, d, dtype) if first or not hasattr(
-            est, "_fit_states") else [s.astype(dtype) for s in est._fit_states])
-    elif (est.warm_start and hasattr(est, "coef_")
-          and est.coef_.shape == ((n_loops * n_outputs, d) if clf else (d,))
-          and (not clf or (old_classes is not None
-                           and np.array_equal(old_classes, est.classes_)))):
-        states = est._new_states(n_loops, n_outputs, d, dtype, est.coef_.reshape(-1, d),
-                                 est.intercept_)
-    else:
-        states = est._new_states(n_loops, n_outputs, d, dtype)
-
     base = _worker.FitSpec(
         data=_worker.DataSpec(token, name, dtype.name, "labels" if clf else "numeric"),
         model="linear", records={}, n_slots=0, loss=int(loss_code), n_outputs=n_outputs,
@@ -197,6 +185,19 @@ def _fit(est, data, token, partial, classes):
         class_weight=class_weight, validation_fraction=fraction, split_seed=split_seed,
         stratify=clf, sync_every=int(est.sync_every or 0))
     data.refresh_holders()
+    # the states: as the estimator's own fit / partial_fit build them (a fresh one starts at
+    # the best constant of the shards' training rows, by intercept_start)
+    if partial and not first and hasattr(est, "_fit_states"):
+        states = [s.astype(dtype) for s in est._fit_states]
+    elif (not partial and est.warm_start and hasattr(est, "coef_")
+          and est.coef_.shape == ((n_loops * n_outputs, d) if clf else (d,))
+          and (not clf or (old_classes is not None
+                           and np.array_equal(old_classes, est.classes_)))):
+        states = est._new_states(n_loops, n_outputs, d, dtype, est.coef_.reshape(-1, d),
+                                 est.intercept_)
+    else:
+        states = est._new_states(n_loops, n_outputs, d, dtype, intercept_init=linear_start(
+            est, data, base, loss_code, n_loops, n_outputs))
     # per-step schedules count the steps of one local trajectory under local_sgd
     clock_rows = max(n_train) if strategy == "local_sgd" else sum(n_train)
     opt, _, sched_cfg, plateau_mode, plateau_cfg = est._resolve_training(

@@ -20,6 +20,7 @@ from gdsolve.distributed import _worker
 from gdsolve.distributed._executor import ShardedExecutor
 from gdsolve.distributed._params import check_update_rule
 from gdsolve.distributed._shards import fit_on_shards
+from gdsolve.distributed._start import mlp_output_bias
 
 
 class MlpOps:
@@ -211,6 +212,12 @@ def _fit(est, data, token, incremental, classes):
         stratify=clf and (loss == Loss.SOFTMAX or n_outputs == 1),
         sync_every=int(est.sync_every or 0))
     data.refresh_holders()
+    if first_pass and nn.starts_from_best_constant(est):
+        # the output layer's bias at the best constant of the shards' training rows
+        bias = mlp_output_bias(data, spec, loss, n_outputs)
+        for p in (state.params, state.best_params):
+            if p is not None:
+                p[-n_outputs:] = bias
     executor = ShardedExecutor(data, spec, MlpOps(records, n_slots, n_coef, clf),
                                strategy=strategy, sync_every=est.sync_every, batch=batch_size,
                                shuffle=bool(est.shuffle), n_train=n_train, n_val=n_val)
