@@ -72,6 +72,15 @@ def divergence_error(estimator_name, epoch):
     )
 
 
+def store_init_params(est, params):
+    """Store every __init__ argument (`params`: the __init__'s locals()) as an attribute of the
+    same name, unchanged: scikit-learn's rule of no logic in __init__ (validation happens in
+    fit), written once for the four estimators."""
+    for name, value in params.items():
+        if name != "self" and not name.startswith("__"):
+            setattr(est, name, value)
+
+
 def settle_loop_statuses(reports, states, new_states, estimator_name, max_iter, tol):
     """After the loops of one fit (one per class for one-vs-rest): warn for an interrupted or
     unconverged loop (an interrupted fit keeps, for the loops it did not reach, copies of their

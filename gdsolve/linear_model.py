@@ -45,6 +45,7 @@ from gdsolve._base import (
     resolve_optimizer,
     resolve_schedule,
     settle_loop_statuses,
+    store_init_params,
 )
 from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
@@ -690,34 +691,7 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
                  average=False, clip_grad_norm=None, epsilon=0.1, warm_start=False, verbose=0,
                  device="cpu", mixed_precision=None, distributed="local_sgd",
                  sync_every=None, client=None):
-        self.loss = loss
-        self.penalty = penalty
-        self.alpha = alpha
-        self.l1_ratio = l1_ratio
-        self.fit_intercept = fit_intercept
-        self.intercept_start = intercept_start
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.eta0 = eta0
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.average = average
-        self.clip_grad_norm = clip_grad_norm
-        self.epsilon = epsilon
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.device = device
-        self.mixed_precision = mixed_precision
-        self.distributed = distributed
-        self.sync_every = sync_every
-        self.client = client
+        store_init_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -823,35 +797,7 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
                  average=False, clip_grad_norm=None, class_weight=None,
                  multi_class="multinomial", warm_start=False, verbose=0, device="cpu",
                  mixed_precision=None, distributed="local_sgd", sync_every=None, client=None):
-        self.loss = loss
-        self.penalty = penalty
-        self.alpha = alpha
-        self.l1_ratio = l1_ratio
-        self.fit_intercept = fit_intercept
-        self.intercept_start = intercept_start
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.eta0 = eta0
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.average = average
-        self.clip_grad_norm = clip_grad_norm
-        self.class_weight = class_weight
-        self.multi_class = multi_class
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.device = device
-        self.mixed_precision = mixed_precision
-        self.distributed = distributed
-        self.sync_every = sync_every
-        self.client = client
+        store_init_params(self, locals())
 
     def _check_params(self):
         super()._check_params()

@@ -32,6 +32,7 @@ from gdsolve._base import (
     resolve_optimizer,
     resolve_schedule,
     single_threaded_blas,
+    store_init_params,
 )
 from gdsolve._codes import Activation, Clip, Loss, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
@@ -180,30 +181,7 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         sync_every=None,
         client=None,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.clip_grad_norm = clip_grad_norm
-        self.intercept_start = intercept_start
-        self.verbose = verbose
-        self.device = device
-        self.mixed_precision = mixed_precision
-        self.distributed = distributed
-        self.sync_every = sync_every
-        self.client = client
+        store_init_params(self, locals())
 
     # ---- parameter checks (all before any work) --------------------------------------------
 
