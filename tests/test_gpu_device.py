@@ -45,6 +45,30 @@ def problem():
     return X.astype(np.float32), y
 
 
+@pytest.fixture
+def epoch_graphs(monkeypatch):
+    """Records every gpu.graphs.EpochGraph the test's fits create (.made); .go_eager() makes
+    the later ones run kernel by kernel (no capture)."""
+    from gdsolve.gpu import graphs
+
+    class Recorder:
+        made = []
+        eager = False
+
+    real_init = graphs.EpochGraph.__init__
+
+    def init(self, runtime):
+        real_init(self, runtime)
+        if Recorder.eager:
+            self.enabled = False
+        Recorder.made.append(self)
+
+    Recorder.made = []
+    Recorder.go_eager = staticmethod(lambda: setattr(Recorder, "eager", True))
+    monkeypatch.setattr(graphs.EpochGraph, "__init__", init)
+    return Recorder
+
+
 def _quiet_fit(est, X, y, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -143,17 +167,8 @@ def test_a_fit_on_cupy_input_never_copies_X_to_the_host(monkeypatch, cp, problem
     assert transfers.calls <= 12 * est.n_iter_ + 20
 
 
-def test_epochs_after_the_second_replay_a_cuda_graph(monkeypatch, cp, problem):
-    from gdsolve.gpu import graphs
-
-    made = []
-    real_init = graphs.EpochGraph.__init__
-
-    def init(self, runtime):
-        real_init(self, runtime)
-        made.append(self)
-
-    monkeypatch.setattr(graphs.EpochGraph, "__init__", init)
+def test_epochs_after_the_second_replay_a_cuda_graph(epoch_graphs, cp, problem):
+    made = epoch_graphs.made
     X, y = problem
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a failed capture warns
@@ -166,9 +181,7 @@ def test_epochs_after_the_second_replay_a_cuda_graph(monkeypatch, cp, problem):
         assert graph.enabled and graph.graph is not None and graph.epochs == 4
 
 
-def test_graph_replay_gives_the_eager_model(monkeypatch, cp, problem):
-    from gdsolve.gpu import graphs
-
+def test_graph_replay_gives_the_eager_model(epoch_graphs, cp, problem):
     X, y = problem
 
     def fit():
@@ -176,13 +189,7 @@ def test_graph_replay_gives_the_eager_model(monkeypatch, cp, problem):
                            random_state=0, device="cuda").fit(cp.asarray(X), cp.asarray(y))
 
     replayed = fit()
-    real_init = graphs.EpochGraph.__init__
-
-    def eager(self, runtime):
-        real_init(self, runtime)
-        self.enabled = False
-
-    monkeypatch.setattr(graphs.EpochGraph, "__init__", eager)
+    epoch_graphs.go_eager()
     kernel_by_kernel = fit()
     np.testing.assert_allclose(replayed.coef_, kernel_by_kernel.coef_, rtol=1e-5, atol=1e-6)
 
@@ -199,18 +206,9 @@ def test_graph_replay_gives_the_eager_model(monkeypatch, cp, problem):
                              batch_size=1000, max_iter=5, tol=0.0, random_state=0,
                              device="cuda"),
 ], ids=["mlp-sophia", "linear-sophia-exact", "mlp-muon"])
-def test_muon_and_sophia_graphs_replay_the_eager_model(monkeypatch, cp, problem, make):
-    from gdsolve.gpu import graphs
-
+def test_muon_and_sophia_graphs_replay_the_eager_model(epoch_graphs, cp, problem, make):
     X, y = problem
-    made = []
-    real_init = graphs.EpochGraph.__init__
-
-    def init(self, runtime):
-        real_init(self, runtime)
-        made.append(self)
-
-    monkeypatch.setattr(graphs.EpochGraph, "__init__", init)
+    made = epoch_graphs.made
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a failed capture warns
         replayed = make().fit(cp.asarray(X), cp.asarray(y))
@@ -219,11 +217,7 @@ def test_muon_and_sophia_graphs_replay_the_eager_model(monkeypatch, cp, problem,
     if isinstance(replayed.optimizer, Sophia):
         assert len(graph.graphs) >= 2  # one per pattern of refreshing batches
 
-    def eager(self, runtime):
-        real_init(self, runtime)
-        self.enabled = False
-
-    monkeypatch.setattr(graphs.EpochGraph, "__init__", eager)
+    epoch_graphs.go_eager()
     kernel_by_kernel = _quiet_fit(make(), cp.asarray(X), cp.asarray(y))
     first = (lambda m: m.coefs_[0]) if hasattr(replayed, "coefs_") else (lambda m: m.coef_)
     np.testing.assert_allclose(first(replayed), first(kernel_by_kernel), rtol=1e-5, atol=1e-6)

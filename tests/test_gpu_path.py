@@ -340,6 +340,15 @@ MUON_CASES = {
 }
 
 
+def _small_mlp(optimizer, kw):
+    """make(device): a (16, 8) classifier, 4 epochs of batches of 50, with a fresh `optimizer()`."""
+    def make(device):
+        return SGDMLPClassifier(hidden_layer_sizes=(16, 8), optimizer=optimizer(), batch_size=50,
+                                max_iter=4, tol=0.0, random_state=0, device=device,
+                                **{"activation": "relu", **kw})
+    return make
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", sorted(MUON_CASES))
 @pytest.mark.parametrize("problem", ["b", "c"], ids=["logistic-output", "softmax"])
@@ -348,10 +357,7 @@ def test_mlp_muon_gpu_path_equals_cpu(data, problem, case, dtype):
     optimizer, kw = MUON_CASES[case]
     X, y = data[problem]
 
-    def make(device):
-        return SGDMLPClassifier(hidden_layer_sizes=(16, 8), optimizer=optimizer(), batch_size=50,
-                                max_iter=4, tol=0.0, random_state=0, device=device,
-                                **{"activation": "relu", **kw})
+    make = _small_mlp(optimizer, kw)
 
     cpu, gpu = _pair(make, X.astype(dtype), y)
     _close_mlp(cpu, gpu, dtype)
@@ -380,10 +386,7 @@ def test_mlp_sophia_gpu_path_equals_cpu(data, problem, case, dtype):
     optimizer, kw = SOPHIA_MLP_CASES[case]
     X, y = data[problem]
 
-    def make(device):
-        return SGDMLPClassifier(hidden_layer_sizes=(16, 8), optimizer=optimizer(), batch_size=50,
-                                max_iter=4, tol=0.0, random_state=0, device=device,
-                                **{"activation": "relu", **kw})
+    make = _small_mlp(optimizer, kw)
 
     _close_mlp(*_pair(make, X.astype(dtype), y), dtype)
 
