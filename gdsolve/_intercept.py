@@ -19,6 +19,14 @@ __all__ = ["best_constant", "PROBABILITY_CLIP"]
 PROBABILITY_CLIP = 1e-10
 
 
+def _weighted_sum(s, x):
+    """sum_i s_i x_i over the first axis, by NumPy's pairwise summation rather than a BLAS dot:
+    OpenBLAS's threads keep spinning after a call, next to the fit's thread team that starts
+    right after (measured: epochs of 200,000 x 100 full-batch logistic regression 1.8x slower)."""
+    x = np.asarray(x, dtype=np.float64)
+    return (s.reshape((-1,) + (1,) * (x.ndim - 1)) * x).sum(axis=0)
+
+
 def best_constant(loss, y, sample_weight=None, *, n_outputs=1, epsilon=0.1):
     """Intercept vector (float64, shape (n_outputs,)) minimising sum_i s_i * loss(y_i, b).
 
@@ -98,7 +106,7 @@ def best_constant(loss, y, sample_weight=None, *, n_outputs=1, epsilon=0.1):
                              f"n_outputs={n_outputs}")
         if total == 0:
             return np.zeros(n_outputs)
-        return (s @ y2) / total
+        return _weighted_sum(s, y2) / total
 
     if loss == Loss.SOFTMAX:
         if n_outputs < 2:
@@ -134,8 +142,8 @@ def best_constant(loss, y, sample_weight=None, *, n_outputs=1, epsilon=0.1):
             positive = y == 1.0
         if total == 0:
             return np.zeros(n_outputs)
-        w_pos = s @ positive
-        w_neg = s @ ~positive
+        w_pos = _weighted_sum(s, positive)
+        w_neg = _weighted_sum(s, ~positive)
         # log(p / (1 - p)) with 1 - p taken from the negatives' weight (no cancellation near 1)
         p = np.clip(w_pos / total, PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
         q = np.clip(w_neg / total, PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
@@ -246,7 +254,7 @@ def _huber_location(y, s, eps):
         return 0.5 * (u[flat[0]] + u[flat[-1] + 1])
 
     def g(b):
-        return float(s @ np.clip(b - y, -eps, eps))
+        return float(_weighted_sum(s, np.clip(b - y, -eps, eps)))
 
     def solve(j):  # root of the linear function that g is on piece j (unclipped)
         a, b = u[j], u[j + 1]
@@ -256,7 +264,7 @@ def _huber_location(y, s, eps):
         w_r = s[lo >= b].sum()
         if w_m == 0.0:  # g is constant on the piece: the sign change is at one of its ends
             return b if w_l < w_r else a
-        return (s[in_m] @ y[in_m]) / w_m + eps * (w_r - w_l) / w_m
+        return _weighted_sum(s[in_m], y[in_m]) / w_m + eps * (w_r - w_l) / w_m
 
     # first breakpoint with g >= 0; g(u[0]) = -eps W < 0 < eps W = g(u[-1])
     i_neg, i_pos = 0, u.size - 1

@@ -516,7 +516,7 @@ def start_stats(spec, index, xb, yb, swb):
     yt = np.asarray(y[train], dtype=np.float64)
     if spec.loss == Loss.SQUARED:
         return (float(train.shape[0]) if s is None else float(s.sum()),
-                float(yt.sum()) if s is None else float(s @ yt))
+                float(yt.sum()) if s is None else float((s * yt).sum()))
     return yt, s
 
 
