@@ -311,7 +311,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         double step = sc.spectral_step, F_new = 0.0;
         bool accepted = false;
         for (int b = 0; b <= SpectralConstants::max_backtracks; ++b, step *= SpectralConstants::shrink) {
-            double sq = 0.0;
+            double sq = 0.0, moved = 0.0, largest = 0.0;
             for (gds_int64 j = 0; j < n_all_; ++j) {
                 const bool weight = j < n_w_;
                 trial_[j] = j < n_upd ? spectral_trial(P[j], static_cast<double>(G[j]), step,
@@ -319,8 +319,11 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                                       : P[j];
                 const double dj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
                 sq += dj * dj;
+                moved = std::max(moved, std::abs(dj));
+                largest = std::max(largest, std::abs(static_cast<double>(P[j])));
             }
-            if (sq == 0.0) break;  // the step no longer moves any parameter
+            // the step moves no parameter by more than a few units in the last place
+            if (spectral_stalled(moved, largest, std::numeric_limits<T>::epsilon())) break;
             if (!spectral_pass(trial_.data(), loss_sum))
                 return static_cast<int>(FitStatus::INTERRUPTED);
             F_new = loss_sum * inv_n + spectral_penalty(trial_.data());
@@ -334,21 +337,23 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
             commit(s);
             return static_cast<int>(FitStatus::CONVERGED);
         }
-        double ss = 0.0, sy = 0.0, rmax = 0.0;
+        double ss = 0.0, sy = 0.0, yy = 0.0, rmax = 0.0;
         for (gds_int64 j = 0; j < n_all_; ++j) {
             const bool weight = j < n_w_;
             const double g =
                 j < n_upd ? spectral_gradient(raw[j], inv_n, pen.l2, weight, trial_[j]) : 0.0;
             const double sj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
             ss += sj * sj;
-            sy += sj * (g - static_cast<double>(G[j]));
+            const double yj = g - static_cast<double>(G[j]);
+            sy += sj * yj;
+            yy += yj * yj;
             P[j] = trial_[j];
             G[j] = static_cast<T>(g);
             rmax = std::max(rmax, std::abs(spectral_residual(P[j], g, pen.l1, weight)));
         }
         spectral_reference_update(sc.spectral_ref, sc.spectral_q, F_new);
         sc.spectral_f = F_new;
-        sc.spectral_step = spectral_next_step(ss, sy, step);
+        sc.spectral_step = spectral_next_step(ss, sy, yy, step);
         sc.step += 1;
         sc.t += static_cast<double>(n_train_);
         objective = F_new;

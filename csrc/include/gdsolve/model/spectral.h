@@ -8,7 +8,8 @@
 //   x+ = prox_{a h}(x - a g)            (h = l1 ||w||_1: soft-thresholding, intercepts plain)
 //   accept when F(x+) <= C - sigma / (2a) ||x+ - x||^2, else a <- a / 2 and retry
 //   C <- (eta Q C + F(x+)) / (eta Q + 1), Q <- eta Q + 1      (Zhang-Hager reference value)
-//   a <- s's / s'y,  s = x+ - x, y = grad f(x+) - g            (BB1, clamped)
+//   a <- BB2 = s'y / y'y if BB2 < tau BB1, else BB1 = s's / s'y   (s = x+ - x, y = grad f(x+) - g:
+//        the adaptive choice of Zhou, Gao and Dai; clamped)
 #pragma once
 #include "gdsolve/config.h"
 #include "gdsolve/math/penalties.h"
@@ -19,6 +20,7 @@ struct SpectralConstants {
     static constexpr double sigma = 1e-4;      // sufficient-decrease fraction
     static constexpr double eta = 0.85;        // Zhang-Hager averaging weight (0: monotone)
     static constexpr double shrink = 0.5;      // backtracking factor
+    static constexpr double tau = 0.5;         // BB2 when BB2 / BB1 < tau
     static constexpr double step_min = 1e-30;  // the BB step's safeguards
     static constexpr double step_max = 1e30;
     static constexpr int max_backtracks = 60;  // then no decrease is left to find: round-off
@@ -56,9 +58,14 @@ GDS_HD inline bool spectral_accept(double F_new, double C, double step, double s
     return F_new <= C - SpectralConstants::sigma / (2.0 * step) * sq_dist;
 }
 
-// The next step from s's and s'y (BB1); no positive curvature along s keeps the last step.
-GDS_HD inline double spectral_next_step(double ss, double sy, double step) {
-    double a = sy > 0.0 ? ss / sy : step;
+// The next step from s's, s'y and y'y (the short BB2 step where the curvature along s is
+// uneven, else the long BB1 step); no positive curvature along s keeps the last step.
+GDS_HD inline double spectral_next_step(double ss, double sy, double yy, double step) {
+    double a = step;
+    if (sy > 0.0) {
+        const double bb1 = ss / sy, bb2 = sy / yy;
+        a = bb2 < SpectralConstants::tau * bb1 ? bb2 : bb1;
+    }
     if (a < SpectralConstants::step_min) a = SpectralConstants::step_min;
     if (a > SpectralConstants::step_max) a = SpectralConstants::step_max;
     return a;
@@ -68,6 +75,12 @@ GDS_HD inline double spectral_next_step(double ss, double sy, double step) {
 // element; the line search shortens it when needed).
 GDS_HD inline double spectral_initial_step(double grad_max) {
     return grad_max > 0.0 ? 1.0 / grad_max : 1.0;
+}
+
+// Round-off: a trial step that moves no parameter by more than 8 units in the last place of
+// the largest (eps: the parameters' machine epsilon) has nothing left to find.
+GDS_HD inline bool spectral_stalled(double moved, double largest, double eps) {
+    return moved <= 8.0 * eps * largest;
 }
 
 // The reference value after accepting F_new.
