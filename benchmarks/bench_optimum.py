@@ -11,7 +11,8 @@ Gap: (F - F*) / |F*| with F the estimators' objective (gdsolve.reference.objecti
 F* gdsolve.reference's optimum (Cholesky, or Newton to round-off), at tol 1e-12. Time to the
 gap: the fewest iterations (max_iter, tolerance off) after which the fit's gap is <= 1e-6,
 found by doubling and bisection on each side; the figure is the best of --repeats timed fits
-of that many iterations, the solvers' repeats alternating. Ridge (Cholesky) is one solve.
+of that many iterations, the solvers' repeats alternating, each after a 0.3 s pause (see
+_timed). Ridge (Cholesky) is one solve.
 
     python benchmarks/bench_optimum.py              # both sizes (about 5 minutes on 2 cores)
     python benchmarks/bench_optimum.py --quick      # small sizes, one repeat (smoke run)
@@ -83,7 +84,14 @@ def _gap(case, reference, coef, intercept):
     return (value - reference.objective) / abs(reference.objective)
 
 
+PAUSE = 0.3  # s before every timed fit: OpenBLAS's threads spin for a while after a BLAS call
+
+
 def _timed(fit):
+    # Each timed fit starts on an idle machine: right after scikit-learn's lbfgs, OpenBLAS's
+    # worker threads keep spinning and a 2-thread team that follows ran 25x slower here (and
+    # the other way round); both solvers get the same pause.
+    time.sleep(PAUSE)
     gc.disable()
     try:
         with warnings.catch_warnings():

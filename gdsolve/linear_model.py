@@ -590,9 +590,13 @@ _COMMON_DOC = """
         Optimizer object (its own lr is used). Muon is an MLP rule and is refused here.
     learning_rate : str or gdsolve.schedules.Schedule
         'optimal' and 'invscaling' are scikit-learn's per-sample schedules (t counts samples);
-        with ``batch_size='full'`` they become the constant step 1/L (L the Lipschitz constant of
-        the objective's gradient, from the data), and 'optimal' with an adaptive optimizer
-        (Adam, ...) becomes that optimizer's constant rate. Other names: 'constant', 'adaptive',
+        with ``batch_size='full'`` and plain 'sgd' they become 'spectral' on the CPU (else
+        'lipschitz'), and 'optimal' with an adaptive optimizer (Adam, ...) becomes that
+        optimizer's constant rate. 'spectral': the accelerated full batch (Barzilai-Borwein
+        steps, non-monotone line search, proximal for L1; CPU only, refused on the GPU and for
+        Dask inputs; docs/linear.md). 'lipschitz': the constant step 1/L (L the Lipschitz
+        constant of the objective's gradient, from the data), the full-batch default before
+        'spectral' and still the default on the GPU / Dask. Other names: 'constant', 'adaptive',
         'step', 'multistep', 'exponential', 'cosine', 'warm_restarts', 'one_cycle', 'cyclic',
         'plateau', 'warmup_cosine'.
     eta0 : float, default=0.01
@@ -606,7 +610,9 @@ _COMMON_DOC = """
         Epochs.
     tol : float or None, default=1e-3
         Stop when the epoch objective (validation score with early_stopping) has not improved
-        by tol for n_iter_no_change epochs. None: run max_iter epochs.
+        by tol for n_iter_no_change epochs. None: run max_iter epochs. With
+        learning_rate='spectral': stop when the max-norm of the objective's minimum-norm
+        subgradient is <= tol (or at round-off; docs/linear.md).
     n_iter_no_change : int, default=5
     early_stopping : bool, default=False
         Hold out validation_fraction of the data and stop on its score.

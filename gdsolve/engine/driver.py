@@ -7,7 +7,8 @@ csrc/include/gdsolve/driver/epoch_rules.h (reduce-on-plateau, scikit-learn's sto
 divergence and Ctrl-C with the last completed epoch kept, and reports the fit status.
 
 An executor has `run_epoch(state) -> (status, objective)` (the state updated only when the
-epoch completes: MAX_ITER "ran", or CONVERGED "ran, and stop after it"), `score(state) -> float` and `has_validation`. Callers: the estimators;
+epoch completes: MAX_ITER "ran", or CONVERGED "ran, and stop after it"), `score(state) ->
+float` and `has_validation`. Callers: the estimators;
 anyone continuing a fit from its FitState.
 """
 
