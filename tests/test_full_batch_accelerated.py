@@ -25,6 +25,7 @@ from gdsolve import SGDLinearRegression, SGDLogistic, engine
 
 GAP = 1e-10
 GAP32 = 1e-5
+HUBER_EPSILON = 0.5
 
 
 # ---- the objective, written out in NumPy (docs/linear.md) ------------------------------------
@@ -41,6 +42,12 @@ def smooth_value_grad(theta, X, y, sw, kind, l2, K=1):
     if kind == "squared":
         r = Z[:, 0] - y
         loss, dZ = 0.5 * r * r, r[:, None]
+    elif kind == "huber":  # epsilon = HUBER_EPSILON
+        r = Z[:, 0] - y
+        a = np.abs(r)
+        small = a <= HUBER_EPSILON
+        loss = np.where(small, 0.5 * r * r, HUBER_EPSILON * a - 0.5 * HUBER_EPSILON ** 2)
+        dZ = np.where(small, r, HUBER_EPSILON * np.sign(r))[:, None]
     elif kind == "log":  # y in {-1, +1}
         m = y * Z[:, 0]
         loss = np.logaddexp(0.0, -m)
@@ -165,6 +172,17 @@ def test_reaches_the_l2_optimum(name, weighted):
         f_star, _ = lbfgs_optimum(Xd, y_obj, sw, kind, alpha, K)
     gap = (objective(est, Xd, y_obj, sw, kind, alpha, 0.0) - f_star) / abs(f_star)
     assert gap <= GAP, (name, gap, est.n_iter_)
+
+
+def test_reaches_the_huber_optimum():
+    X, y = make_regression(3000, 15, noise=10.0, random_state=4)
+    y = y / y.std()
+    sw = np.random.RandomState(5).uniform(0.5, 2.0, X.shape[0])
+    est = SGDLinearRegression(loss="huber", epsilon=HUBER_EPSILON, batch_size="full", alpha=1e-3,
+                              max_iter=20_000, tol=1e-10).fit(X, y, sample_weight=sw)
+    f_star, _ = lbfgs_optimum(X, y, sw, "huber", 1e-3)
+    gap = (objective(est, X, y, sw, "huber", 1e-3, 0.0) - f_star) / abs(f_star)
+    assert gap <= GAP, gap
 
 
 @pytest.mark.parametrize("penalty", ["l1", "elasticnet"])
