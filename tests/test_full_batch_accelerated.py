@@ -174,6 +174,19 @@ def test_reaches_the_l2_optimum(name, weighted):
     assert gap <= GAP, (name, gap, est.n_iter_)
 
 
+def test_without_intercept_reaches_the_ridge_optimum():
+    X, y = make_regression(2000, 10, noise=10.0, random_state=0)
+    y = y / y.std() + 3.0  # an intercept would matter
+    n, d = X.shape
+    alpha = 1e-3
+    est = SGDLinearRegression(batch_size="full", alpha=alpha, tol=1e-10, max_iter=20_000,
+                              fit_intercept=False).fit(X, y)
+    assert est.intercept_[0] == 0.0
+    w = np.linalg.solve(X.T @ X / n + alpha * np.eye(d), X.T @ y / n)
+    f = lambda v: 0.5 * np.mean((X @ v - y) ** 2) + 0.5 * alpha * v @ v  # noqa: E731
+    assert (f(est.coef_) - f(w)) / f(w) <= GAP
+
+
 def test_reaches_the_huber_optimum():
     X, y = make_regression(3000, 15, noise=10.0, random_state=4)
     y = y / y.std()
