@@ -329,8 +329,48 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         return int(self.average)
 
     # -- learning rate --------------------------------------------------------------------------
-    def _resolve_training(self, X, sample_weight, loss_code, n_train, batch, train_rows):
-        """(optimizer, schedule, config dicts) for this fit; see the class docstring."""
+    def _full_batch_method(self, batch, opt, path="cpu"):
+        """'spectral', 'lipschitz' or None (another schedule) for a fit of `batch` rows per step
+        (0: full) on `path` ('cpu', 'gpu', 'dask'). 'spectral' is the CPU executor's
+        accelerated full batch (model/spectral.h); the default schedules of plain SGD take it
+        there, and the constant step 1/L ('lipschitz') on the GPU and Dask paths, or with
+        momentum, clipping, averaging or mixed precision. An explicit 'spectral' those cannot
+        run is refused here, before any work."""
+        name = type(self).__name__
+        spec = self.learning_rate
+        plain_sgd = (int(opt.code) == int(OptimizerCode.SGD) and opt.momentum == 0
+                     and opt.weight_decay == 0)
+        simple = (plain_sgd and self.clip_grad_norm is None and self._average_start() == 0
+                  and self.mixed_precision is None)
+        if isinstance(spec, str) and spec == "spectral":
+            if batch != 0:
+                raise ValueError(f"{name}: learning_rate='spectral' is the full-batch method: "
+                                 f"set batch_size='full' (got batch_size={self.batch_size!r})")
+            if path != "cpu":
+                where = "on the GPU" if path == "gpu" else "on Dask collections"
+                raise ValueError(f"{name}: learning_rate='spectral' (accelerated full batch) "
+                                 f"runs on the CPU executor only, not {where}; use "
+                                 "learning_rate='lipschitz' (the constant step 1/L) there, or "
+                                 "device='cpu' with NumPy / SciPy input")
+            if not simple:
+                raise ValueError(f"{name}: learning_rate='spectral' sets its own steps: it needs "
+                                 "optimizer='sgd' without momentum or weight decay, and no "
+                                 "clip_grad_norm, average or mixed_precision")
+            return "spectral"
+        sklearn_rate = spec in ("optimal", "invscaling") or type(spec) in (Optimal, InvScaling)
+        if isinstance(spec, str) and spec == "lipschitz":
+            if int(opt.code) != int(OptimizerCode.SGD):
+                raise ValueError(f"{name}: learning_rate='lipschitz' is the constant step 1/L "
+                                 "of gradient descent: it needs an SGD-family optimizer")
+            return "lipschitz"
+        if sklearn_rate and batch == 0 and int(opt.code) == int(OptimizerCode.SGD):
+            return "spectral" if path == "cpu" and simple else "lipschitz"
+        return None
+
+    def _resolve_training(self, X, sample_weight, loss_code, n_train, batch, train_rows,
+                          path="cpu"):
+        """(optimizer, schedule, config dicts) for this fit; see the class docstring. `path`:
+        where the fit runs ('cpu', 'gpu', 'dask'), see _full_batch_method."""
         name = type(self).__name__
         opt, base_lr = resolve_optimizer(self.optimizer, self.eta0)
         sgd_family = int(opt.code) == int(OptimizerCode.SGD)
@@ -340,7 +380,10 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         sklearn_rate = spec in ("optimal", "invscaling") or type(spec) in (Optimal, InvScaling)
         alpha = float(self.alpha)
         pen = _PENALTIES[self.penalty]
-        if sklearn_rate and batch == 0:
+        method = self._full_batch_method(batch, opt, path)
+        if method == "spectral":
+            spec = Constant(lr=1.0)  # unused: the method takes its own steps
+        elif method == "lipschitz" or (sklearn_rate and batch == 0):
             if sgd_family:
                 # full batch: constant 1/L, L the Lipschitz constant of the objective's gradient
                 lam = lipschitz_constant(X, sample_weight, self.fit_intercept, train_rows)
@@ -371,8 +414,10 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
 
     # -- the engine's records -------------------------------------------------------------------
     def _records(self, loss_code, n_outputs, opt, sched_cfg, plateau_mode, plateau_cfg, batch,
-                 max_iter, tol, early):
-        """(model, optimizer, cpu records, FitRules) of one fit (see gdsolve/_structs.py)."""
+                 max_iter, tol, early, spectral=False):
+        """(model, optimizer, cpu records, FitRules) of one fit (see gdsolve/_structs.py).
+        spectral: the accelerated full batch, stopped by tol on the gradient (not the driver's
+        objective rule, which a non-monotone method would trip)."""
         model = _structs.record("LinearConfig", {
             "loss": int(loss_code),
             "loss_param": float(getattr(self, "epsilon", 0.1)),
@@ -384,15 +429,18 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
             "average_start": self._average_start(),
             "clip": int(Clip.NORM if self.clip_grad_norm is not None else Clip.NONE),
             "clip_limit": float(self.clip_grad_norm or 0.0),
+            "spectral": bool(spectral),
+            "grad_tol": float(tol or 0.0) if spectral else 0.0,
         })
+        objective_rule = tol is not None and not (spectral and not early)
         driver = _structs.record("DriverConfig", {
             "max_iter": int(max_iter),
             "batch_size": int(batch),
             "shuffle": bool(self.shuffle),
             "tol": 0.0 if tol is None else float(tol),
             "patience": int(self.n_iter_no_change),
-            "count_plateau": tol is not None,
-            "stop_on_plateau": tol is not None,
+            "count_plateau": objective_rule,
+            "stop_on_plateau": objective_rule,
             "monitor_score": bool(early),
             "plateau_mode": int(plateau_mode),
         })
@@ -432,15 +480,17 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         states and the reports; raises on divergence (estimator left untouched)."""
         batch = 0 if self.batch_size == "full" else int(self.batch_size)
         n_train = train_rows.shape[0]
-        opt, _, sched_cfg, plateau_mode, plateau_cfg = self._resolve_training(
-            X, sample_weight, loss_code, n_train, batch, train_rows)
-        early = val_rows is not None and val_rows.shape[0] > 0
-        model, optimizer, cpu, rules = self._records(loss_code, n_outputs, opt, sched_cfg,
-                                                     plateau_mode, plateau_cfg, batch, max_iter,
-                                                     tol, early)
-        name = type(self).__name__
         place = getattr(self, "_place", None)
         on_gpu = place is not None and place.gpu
+        path = "gpu" if on_gpu else "cpu"
+        opt, _, sched_cfg, plateau_mode, plateau_cfg = self._resolve_training(
+            X, sample_weight, loss_code, n_train, batch, train_rows, path)
+        early = val_rows is not None and val_rows.shape[0] > 0
+        spectral = self._full_batch_method(batch, opt, path) == "spectral"
+        model, optimizer, cpu, rules = self._records(loss_code, n_outputs, opt, sched_cfg,
+                                                     plateau_mode, plateau_cfg, batch, max_iter,
+                                                     tol, early, spectral)
+        name = type(self).__name__
         if on_gpu and batch == 1:
             raise ValueError(f"{name}: batch_size=1 is per-sample SGD, which runs on the CPU only; "
                              "on the GPU use a mini-batch (e.g. batch_size=256) or "
@@ -602,9 +652,13 @@ _COMMON_DOC = """
         Optimizer object (its own lr is used). Muon is an MLP rule and is refused here.
     learning_rate : str or gdsolve.schedules.Schedule
         'optimal' and 'invscaling' are scikit-learn's per-sample schedules (t counts samples);
-        with ``batch_size='full'`` they become the constant step 1/L (L the Lipschitz constant of
-        the objective's gradient, from the data), and 'optimal' with an adaptive optimizer
-        (Adam, ...) becomes that optimizer's constant rate. Other names: 'constant', 'adaptive',
+        with ``batch_size='full'`` and plain 'sgd' they become 'spectral' on the CPU (else
+        'lipschitz'), and 'optimal' with an adaptive optimizer (Adam, ...) becomes that
+        optimizer's constant rate. 'spectral': the accelerated full batch (Barzilai-Borwein
+        steps, non-monotone line search, proximal for L1; CPU only, refused on the GPU and for
+        Dask inputs; docs/linear.md). 'lipschitz': the constant step 1/L (L the Lipschitz
+        constant of the objective's gradient, from the data), the full-batch default before
+        'spectral' and still the default on the GPU / Dask. Other names: 'constant', 'adaptive',
         'step', 'multistep', 'exponential', 'cosine', 'warm_restarts', 'one_cycle', 'cyclic',
         'plateau', 'warmup_cosine'.
     eta0 : float, default=0.01
@@ -618,7 +672,9 @@ _COMMON_DOC = """
         Epochs.
     tol : float or None, default=1e-3
         Stop when the epoch objective (validation score with early_stopping) has not improved
-        by tol for n_iter_no_change epochs. None: run max_iter epochs.
+        by tol for n_iter_no_change epochs. None: run max_iter epochs. With
+        learning_rate='spectral': stop when the max-norm of the objective's minimum-norm
+        subgradient is <= tol (or at round-off; docs/linear.md).
     n_iter_no_change : int, default=5
     early_stopping : bool, default=False
         Hold out validation_fraction of the data and stop on its score.

@@ -114,8 +114,9 @@ def test_logistic_gpu_path_equals_cpu(data, case, problem, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kwargs", [
-    dict(batch_size="full", max_iter=15),
-    dict(batch_size="full", max_iter=15, penalty="l1", alpha=1e-3),
+    # the GPU's full batch is the constant step 1/L (the CPU's default is 'spectral')
+    dict(batch_size="full", learning_rate="lipschitz", max_iter=15),
+    dict(batch_size="full", learning_rate="lipschitz", max_iter=15, penalty="l1", alpha=1e-3),
     dict(batch_size=50, optimizer="adam", learning_rate="constant", eta0=0.01, max_iter=4,
          multi_class="ovr"),
     dict(batch_size=50, optimizer="adam", learning_rate="constant", eta0=0.01, max_iter=30,
@@ -519,3 +520,20 @@ def test_what_stays_unsupported_is_refused_on_the_gpu_before_any_work(data):
         with pytest.raises(ValueError, match=message):
             est.fit(X, target)
         assert not hasattr(est, "coef_") and not hasattr(est, "coefs_")
+
+
+def test_spectral_full_batch_is_refused_on_the_gpu_path_and_the_default_keeps_working(data):
+    # learning_rate='spectral' runs on the CPU executor only: refused before any work; the
+    # default full batch resolves to the constant step 1/L on the GPU ('lipschitz' on the CPU)
+    X, y = data["b"]
+    est = SGDLogistic(batch_size="full", learning_rate="spectral", device="cuda")
+    with pytest.raises(ValueError, match="CPU executor only, not on the GPU"):
+        est.fit(X, y)
+    assert not hasattr(est, "coef_")
+
+    def make(device):
+        lr = "lipschitz" if device == "cpu" else "optimal"  # 'optimal': the default
+        return SGDLogistic(batch_size="full", learning_rate=lr, device=device, max_iter=8,
+                           tol=None)
+
+    _close(*_pair(make, X, y), np.float64)

@@ -176,7 +176,8 @@ def test_full_batch_descent_matches_reference():
         g = Xt.T @ r / n
         g[:d] += alpha * theta[:d]
         theta -= step * g
-    est = SGDLinearRegression(alpha=alpha, batch_size="full", max_iter=25, tol=None).fit(X, y)
+    est = SGDLinearRegression(alpha=alpha, batch_size="full", learning_rate="lipschitz",
+                              max_iter=25, tol=None).fit(X, y)
     assert_allclose(est.coef_, theta[:d], rtol=1e-9)
     assert_allclose(est.intercept_[0], theta[d], rtol=1e-9)
     assert_allclose(est.loss_curve_, objective, rtol=1e-10)  # exact objective per epoch
@@ -317,8 +318,8 @@ def test_early_stopping_records_scores_and_stops():
 
 def test_tol_stops_on_the_objective():
     X, y = load_iris(return_X_y=True)
-    est = SGDLogistic(batch_size="full", tol=1e-4, n_iter_no_change=3, max_iter=100000,
-                      random_state=0).fit(X, y)
+    est = SGDLogistic(batch_size="full", learning_rate="lipschitz", tol=1e-4,
+                      n_iter_no_change=3, max_iter=100000, random_state=0).fit(X, y)
     curve = est.loss_curve_
     assert est.n_iter_ < 100000 and len(curve) == est.n_iter_
     # scikit-learn's rule: stop after n_iter_no_change epochs in a row not beating best - tol
@@ -377,13 +378,14 @@ def test_binding_rejects_bad_arrays_before_work():
 
 
 def test_objective_includes_weights_and_penalty():
-    # One full-batch epoch reports (1/n) sum s_i loss_i + alpha/2 ||w||^2 at the starting point.
+    # One constant-step full-batch epoch reports (1/n) sum s_i loss_i + alpha/2 ||w||^2 at the
+    # starting point (the spectral method reports it at the point it moved to).
     rng = np.random.RandomState(0)
     X, y = rng.randn(40, 3), rng.randn(40)
     sw = rng.uniform(0.5, 2.0, 40)
     w0 = np.array([0.5, -1.0, 2.0])
-    est = SGDLinearRegression(alpha=0.3, batch_size="full", max_iter=1, tol=None,
-                              warm_start=True)
+    est = SGDLinearRegression(alpha=0.3, batch_size="full", learning_rate="lipschitz",
+                              max_iter=1, tol=None, warm_start=True)
     est.coef_, est.intercept_ = w0.copy(), np.array([0.25])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

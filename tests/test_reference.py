@@ -293,7 +293,7 @@ def test_long_full_batch_gdsolve_fits_reach_the_reference(regression, multiclass
     best = ref.reference_for(est, X, y, sample_weight=w)
     assert best.problem.penalty == params["penalty"]
     assert best.problem.alpha == params["alpha"]
-    assert 0 <= ref.relative_gap(est, best) < 1e-9
+    assert -1e-14 <= ref.relative_gap(est, best) < 1e-9  # below 0: round-off at the optimum
     assert ref.objective(est, X, y, sample_weight=w) == pytest.approx(best.objective, rel=1e-9)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from gdsolve.bench import env
 from gdsolve.bench.plots import plot_crossover, plot_gap
+from gdsolve.bench.timing import time_to_gap
 
 
 def _fmt(value, kind):
@@ -35,7 +36,8 @@ def _fmt(value, kind):
 
 
 TABLE_COLUMNS = ("case", "solver", "epochs", "time/epoch", "fit time", "objective", "gap",
-                 "score", "gdsolve/peer epoch", "gdsolve/peer fit")
+                 "t to 1e-6", "score", "gdsolve/peer epoch", "gdsolve/peer fit")
+GAP_TARGET = 1e-6  # the "t to 1e-6" column: time_to_gap over the solver's gap-vs-time trace
 
 
 def table_rows(report):
@@ -43,16 +45,18 @@ def table_rows(report):
     for case in report["cases"]:
         for r in case["results"]:
             if r["error"]:
-                rows.append([case["name"], r["solver"], "-", "-", "-", "-", "-", "-", "-",
+                rows.append([case["name"], r["solver"], "-", "-", "-", "-", "-", "-", "-", "-",
                              "error: " + r["error"][:40]])
                 continue
             epochs = "-" if not r["epochs_run"] else f"{r['epochs_run']}" + (
                 " it" if r["unit"] == "iteration" else "")
             gap = r["gap"]
+            reached = time_to_gap(r["trace"], GAP_TARGET) if gap is not None else None
             rows.append([
                 case["name"], r["solver"], epochs, _fmt(r["median_epoch_time"], "time"),
                 _fmt(r["median_fit_time"], "time"), _fmt(r["objective"], "obj"),
                 _fmt(gap, "gap") if gap is not None else "n/a",
+                _fmt(reached, "time") if gap is not None else "n/a",
                 _fmt(r["score"], "score"), _fmt(r["ratio_epoch_time"], "ratio"),
                 _fmt(r["ratio_fit_time"], "ratio"),
             ])
@@ -101,7 +105,8 @@ def format_markdown(report, image_prefix=""):
     for shown in _blank_repeated_cases(rows):
         lines.append("| " + " | ".join(str(c) for c in shown) + " |")
     lines += ["", "Ratios are gdsolve/peer against the paired gdsolve solver (below 1: gdsolve "
-              "is faster); gap is (objective - optimum) / |optimum|."]
+              "is faster); gap is (objective - optimum) / |optimum|; t to 1e-6 is the time to "
+              "a gap of 1e-6, interpolated on the gap-vs-time trace ('-': not reached)."]
     cross = report.get("crossover")
     if cross and cross["rows"]:
         names = sorted({name for row in cross["rows"] for name in row["solvers"]})

@@ -201,7 +201,7 @@ def _fit(est, data, token, partial, classes):
     # per-step schedules count the steps of one local trajectory under local_sgd
     clock_rows = max(n_train) if strategy == "local_sgd" else sum(n_train)
     opt, _, sched_cfg, plateau_mode, plateau_cfg = est._resolve_training(
-        _ShardedLipschitz(data, base), None, loss_code, clock_rows, batch, None)
+        _ShardedLipschitz(data, base), None, loss_code, clock_rows, batch, None, path="dask")
     model, optimizer, cpu, rules = est._records(loss_code, n_outputs, opt, sched_cfg,
                                                 plateau_mode, plateau_cfg, batch, max_iter, tol,
                                                 early)

@@ -7,7 +7,8 @@ csrc/include/gdsolve/driver/epoch_rules.h (reduce-on-plateau, scikit-learn's sto
 divergence and Ctrl-C with the last completed epoch kept, and reports the fit status.
 
 An executor has `run_epoch(state) -> (status, objective)` (the state updated only when the
-epoch completes), `score(state) -> float` and `has_validation`. Callers: the estimators;
+epoch completes: MAX_ITER "ran", or CONVERGED "ran, and stop after it"), `score(state) ->
+float` and `has_validation`. Callers: the estimators;
 anyone continuing a fit from its FitState.
 """
 
@@ -73,7 +74,9 @@ def run(executor, state, rules, *, until=None, on_epoch=None):
             t0 = time.perf_counter()
             status, objective = executor.run_epoch(state)
             report.seconds += time.perf_counter() - t0
-            if status != FitStatus.MAX_ITER:
+            # CONVERGED: the epoch completed and the executor's own rule (the spectral full
+            # batch's gradient tolerance) ends the fit after it
+            if status not in (FitStatus.MAX_ITER, FitStatus.CONVERGED):
                 report.status = int(status)
                 report.stop_epoch = epoch + 1
                 break
@@ -87,7 +90,7 @@ def run(executor, state, rules, *, until=None, on_epoch=None):
                 np.copyto(state.best_params, state.params)
             if on_epoch is not None:
                 on_epoch(epoch + 1, objective, score, lr, time.perf_counter() - start)
-            if stop:
+            if stop or status == FitStatus.CONVERGED:
                 report.status = int(FitStatus.CONVERGED)
                 break
     except KeyboardInterrupt:  # between epochs (inside one, the executor polls for it)

@@ -140,7 +140,9 @@ typedef std::uint64_t gds_uint64;
     F(S, double, l1_ratio, 0.0)                                                                     \
     F(S, gds_int64, average_start, 0) /* averaged iterates from this sample count on (0: off) */    \
     F(S, int, clip, 0)                /* gds::Clip of each update's data gradient */                \
-    F(S, double, clip_limit, 0.0)
+    F(S, double, clip_limit, 0.0)                                                                   \
+    F(S, int, spectral, 0)            /* full batch: spectral steps, line search (model/spectral.h) */ \
+    F(S, double, grad_tol, 0.0)       /* spectral: stop at ||min-norm subgradient||_inf <= grad_tol */
 
 // A dense MLP's training rules (the layer sizes travel separately): hidden activation, the
 // output loss (SQUARED, LOG per output, SOFTMAX), scikit-learn's L2 convention
@@ -189,7 +191,11 @@ typedef std::uint64_t gds_uint64;
     F(S, double, plateau_best, GDS_INF) /* ReduceOnPlateauState */                                  \
     F(S, int, plateau_bad_epochs, 0)                                                                \
     F(S, int, plateau_cooldown, 0)                                                                  \
-    F(S, double, plateau_lr, 0.0)
+    F(S, double, plateau_lr, 0.0)                                                                  \
+    F(S, double, spectral_step, 0.0)  /* spectral full batch: the next trial step (0: not begun) */ \
+    F(S, double, spectral_f, 0.0)     /* its objective at the parameters */                         \
+    F(S, double, spectral_ref, 0.0)   /* Zhang-Hager reference value C */                           \
+    F(S, double, spectral_q, 0.0)     /* and its weight Q */
 
 // Every struct above: X(Name, FIELD_LIST).
 #define GDS_STRUCTS(X)                                              \

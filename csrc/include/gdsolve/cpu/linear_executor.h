@@ -8,6 +8,7 @@
 // epoch by the epoch driver (gdsolve/engine/driver.py).
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "gdsolve/cpu/worker_team.h"
 #include "gdsolve/driver/shuffle.h"
 #include "gdsolve/model/linear.h"
+#include "gdsolve/model/spectral.h"
 #include "gdsolve/structs.h"
 
 namespace gds {
@@ -133,6 +135,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                       opt.momentum == 0.0 && opt.weight_decay == 0.0 &&
                       model_.clip != static_cast<int>(Clip::VALUE);
         batch_ = full_ ? std::max<gds_int64>(n_train, 1) : drv.batch_size;
+        spectral_ = full_ && model_.spectral != 0;
         shuffles_ = drv.shuffle && !full_;
         const int n_threads = std::min(kMaxTeamSize, std::max(1, setup.fit.cpu.n_threads));
         // Batches big enough to split get a team of threads for the whole fit (per-sample SGD is
@@ -181,6 +184,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     // The bodies of the cloned entries.
     int epoch(StateView<T>& s, double& objective) {
         using namespace linear_detail;
+        if (spectral_) return spectral_epoch(s, objective);
         load(s);
         // the epoch's order: the last one shuffled (already done in idle time, when a team
         // shuffled ahead from this same state)
@@ -264,6 +268,116 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     }
 
   private:
+    // One iteration of the spectral full-batch method (model/spectral.h): the first epoch of a
+    // fit takes the gradient at the start; each epoch then tries x+ = prox(x - a g) until the
+    // non-monotone test accepts it (every trial one fused pass: the objective and gradient at
+    // x+), and keeps grad f(x+) in slot0 for the next. Returns CONVERGED when the min-norm
+    // subgradient is within grad_tol, or when no step can decrease F any more (round-off).
+    int spectral_epoch(StateView<T>& s, double& objective) {
+        load(s);
+        order_rows_ = s.order;
+        FitScalars& sc = w_.sc;
+        const PenaltySplit pen = pen_;
+        const double inv_n = 1.0 / static_cast<double>(std::max<gds_int64>(n_train_, 1));
+        const gds_int64 n_upd = linear_updated_params(model_, d_);
+        const double tol = model_.grad_tol;
+        T* P = w_.p.data();
+        T* G = w_.s0.data();  // grad f at P
+        trial_.resize(static_cast<std::size_t>(n_all_));
+        double loss_sum = 0.0;
+        const double* raw = scratch_.grad[0].data();
+        if (sc.epoch == 0 || !(sc.spectral_step > 0.0)) {
+            if (!spectral_pass(P, loss_sum)) return static_cast<int>(FitStatus::INTERRUPTED);
+            double gmax = 0.0, rmax = 0.0;
+            for (gds_int64 j = 0; j < n_all_; ++j) {
+                const bool weight = j < n_w_;
+                const double g =
+                    j < n_upd ? spectral_gradient(raw[j], inv_n, pen.l2, weight, P[j]) : 0.0;
+                G[j] = static_cast<T>(g);
+                gmax = std::max(gmax, std::abs(g));
+                rmax = std::max(rmax, std::abs(spectral_residual(P[j], g, pen.l1, weight)));
+            }
+            sc.spectral_f = loss_sum * inv_n + spectral_penalty(P);
+            sc.spectral_ref = sc.spectral_f;
+            sc.spectral_q = 1.0;
+            sc.spectral_step = spectral_initial_step(gmax);
+            if (!isfinite(sc.spectral_f)) return static_cast<int>(FitStatus::DIVERGED);
+            if (rmax <= tol) {  // already optimal: nothing to step
+                objective = sc.spectral_f;
+                commit(s);
+                return static_cast<int>(FitStatus::CONVERGED);
+            }
+        }
+        double step = sc.spectral_step, F_new = 0.0;
+        bool accepted = false;
+        for (int b = 0; b <= SpectralConstants::max_backtracks; ++b, step *= SpectralConstants::shrink) {
+            double sq = 0.0, moved = 0.0, largest = 0.0;
+            for (gds_int64 j = 0; j < n_all_; ++j) {
+                const bool weight = j < n_w_;
+                trial_[j] = j < n_upd ? spectral_trial(P[j], static_cast<double>(G[j]), step,
+                                                       pen.l1, weight)
+                                      : P[j];
+                const double dj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
+                sq += dj * dj;
+                moved = std::max(moved, std::abs(dj));
+                largest = std::max(largest, std::abs(static_cast<double>(P[j])));
+            }
+            // the step moves no parameter by more than a few units in the last place
+            if (spectral_stalled(moved, largest, std::numeric_limits<T>::epsilon())) break;
+            if (!spectral_pass(trial_.data(), loss_sum))
+                return static_cast<int>(FitStatus::INTERRUPTED);
+            F_new = loss_sum * inv_n + spectral_penalty(trial_.data());
+            if (isfinite(F_new) && spectral_accept(F_new, sc.spectral_ref, step, sq)) {
+                accepted = true;
+                break;
+            }
+        }
+        if (!accepted) {  // round-off: F cannot decrease further from P
+            objective = sc.spectral_f;
+            commit(s);
+            return static_cast<int>(FitStatus::CONVERGED);
+        }
+        double ss = 0.0, sy = 0.0, yy = 0.0, rmax = 0.0;
+        for (gds_int64 j = 0; j < n_all_; ++j) {
+            const bool weight = j < n_w_;
+            const double g =
+                j < n_upd ? spectral_gradient(raw[j], inv_n, pen.l2, weight, trial_[j]) : 0.0;
+            const double sj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
+            ss += sj * sj;
+            const double yj = g - static_cast<double>(G[j]);
+            sy += sj * yj;
+            yy += yj * yj;
+            P[j] = trial_[j];
+            G[j] = static_cast<T>(g);
+            rmax = std::max(rmax, std::abs(spectral_residual(P[j], g, pen.l1, weight)));
+        }
+        spectral_reference_update(sc.spectral_ref, sc.spectral_q, F_new);
+        sc.spectral_f = F_new;
+        sc.spectral_step = spectral_next_step(ss, sy, yy, step);
+        sc.step += 1;
+        sc.t += static_cast<double>(n_train_);
+        objective = F_new;
+        commit(s);
+        return static_cast<int>(rmax <= tol ? FitStatus::CONVERGED : FitStatus::MAX_ITER);
+    }
+
+    // The full batch's loss sum and summed gradient (into scratch_.grad[0]) at `params`.
+    bool spectral_pass(const T* params, double& loss_sum) {
+        return linear_detail::batch_gradient(pb_, params, order_rows_, n_train_, 0, team_.get(),
+                                             scratch_, loss_sum, checker_);
+    }
+
+    // The penalty alpha R(w) in double.
+    double spectral_penalty(const T* P) const {
+        double sq = 0.0, ab = 0.0;
+        for (gds_int64 j = 0; j < n_w_; ++j) {
+            const double w = static_cast<double>(P[j]);
+            sq += w * w;
+            ab += std::abs(w);
+        }
+        return 0.5 * pen_.l2 * sq + pen_.l1 * ab;
+    }
+
     gds_int64 mean_row_cost() const {
         if (Rows::kDense) return d_;
         return std::max<gds_int64>(1, (data_.indptr[data_.n_rows] - data_.indptr[0]) /
@@ -351,7 +465,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     const PenaltySplit pen_;
     const int K_;
     const gds_int64 d_, n_w_, n_all_, n_train_;
-    bool full_ = false, per_sample_ = false, shuffles_ = false;
+    bool full_ = false, per_sample_ = false, shuffles_ = false, spectral_ = false;
     gds_int64 batch_ = 1;
     std::unique_ptr<WorkerTeam> team_;
     linear_detail::BatchScratch<T> scratch_;
@@ -362,6 +476,8 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     std::vector<double> hessian_;  // Sophia: the batch's Hessian estimate
     std::vector<T> hessian_z_;
     std::vector<RowIndex> order_;
+    std::vector<T> trial_;                  // spectral: the trial parameters
+    const RowIndex* order_rows_ = nullptr;  // spectral: the training rows (the state's order)
     ShuffleAhead<RowIndex> ahead_;
     InterruptChecker checker_;
 };
