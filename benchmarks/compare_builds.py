@@ -58,6 +58,14 @@ def worker(args):
     X, y, Xs, ys = _linear_data(args.n, args.d, args.sparse_d, args.nnz)
     Xm, ym = _mlp_data(args.mlp_n, 10_000, 50, 10)
     e, alpha = args.epochs, 1e-4
+    # the same algorithm in both builds: the constant step 1/L, which builds with the spectral
+    # full batch (issue 14) call learning_rate='lipschitz' and older ones run by default
+    try:
+        SGDLogistic(batch_size="full", learning_rate="lipschitz", max_iter=1,
+                    tol=None).fit(X[:50], y[:50])
+        full = {"learning_rate": "lipschitz"}
+    except ValueError:
+        full = {}
     cases = {
         "per-sample dense f64": (lambda: SGDLogistic(alpha=alpha, max_iter=e, tol=None,
                                                      random_state=0), X, y, e),
@@ -66,9 +74,10 @@ def worker(args):
         "per-sample sparse": (lambda: SGDLogistic(alpha=alpha, max_iter=e, tol=None,
                                                   random_state=0), Xs, ys, e),
         "full batch f64 (loop)": (lambda: SGDLogistic(alpha=alpha, batch_size="full", max_iter=e,
-                                                      tol=None), X, y, e),
+                                                      tol=None, **full), X, y, e),
         "full batch f32 (loop)": (lambda: SGDLogistic(alpha=alpha, batch_size="full", max_iter=e,
-                                                      tol=None), X.astype(np.float32), y, e),
+                                                      tol=None, **full),
+                                  X.astype(np.float32), y, e),
         "mini-batch Adam f64": (lambda: SGDLogistic(alpha=alpha, optimizer="adam",
                                                     learning_rate="constant", eta0=1e-3,
                                                     batch_size=256, max_iter=e, tol=None,
