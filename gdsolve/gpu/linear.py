@@ -37,6 +37,41 @@ def _upload(rt, dev, host):
         dev.set(np.ascontiguousarray(host))
 
 
+def begin_epoch(ex, state):
+    """What every GPU epoch starts with (the linear and MLP executors, `ex`): the epoch's order
+    shuffled on the host by the CPU's generator, then the order, the FitScalars, the parameters
+    and the optimizer slots uploaded; for Sophia the draws' key (the generator as the epoch
+    starts, before its shuffle, as the CPU's) and the epoch's refreshing batches. Returns the
+    host copies (order, scalars) that finish_epoch commits."""
+    rt = ex.rt
+    order = state.order.copy()
+    scalars = state.scalars.copy()
+    if ex.shuffles:
+        _core.shuffle_order(order, scalars)
+    _upload(rt, ex.order, order)
+    _upload(rt, ex.scalars, scalars.view(np.uint8))
+    _upload(rt, ex.P, state.params)
+    for dev, host in zip(ex.slots, (state.slot0, state.slot1, state.slot2), strict=True):
+        _upload(rt, dev, host)
+    if ex.sophia:
+        _upload(rt, ex.key, state.scalars["rng"].astype(np.uint64))
+        ex.refresh = sophia_refreshing_batches(ex.optimizer, state, ex.n_batches)
+    return order, scalars
+
+
+def finish_epoch(ex, state, order, scalars):
+    """A completed epoch into `state`: the parameters, the slots and the device's FitScalars,
+    with the generator where the host's shuffle left it, and the epoch's order."""
+    rt = ex.rt
+    state.params[...] = rt.asnumpy(ex.P)
+    for dev, host in zip(ex.slots, (state.slot0, state.slot1, state.slot2), strict=True):
+        host[...] = rt.asnumpy(dev)
+    rng = scalars["rng"][0]
+    state.scalars.view(np.uint8)[...] = rt.asnumpy(ex.scalars)
+    state.scalars["rng"] = rng
+    state.order[...] = order
+
+
 def sophia_refreshing_batches(optimizer, state, n_batches):
     """The epoch's batches whose step refreshes Sophia's estimate (math/sophia.h's
     sophia_refresh of step t; batch b is step optimizer_step + b + 1: one step a batch)."""
@@ -134,15 +169,7 @@ class GpuLinearExecutor:
 
     def run_epoch(self, state):
         rt, xp = self.rt, self.rt.xp
-        order = state.order.copy()
-        scalars = state.scalars.copy()
-        if self.shuffles:
-            _core.shuffle_order(order, scalars)
-        _upload(rt, self.order, order)
-        _upload(rt, self.scalars, scalars.view(np.uint8))
-        _upload(rt, self.P, state.params)
-        for dev, host in zip(self.slots, (state.slot0, state.slot1, state.slot2), strict=True):
-            _upload(rt, dev, host)
+        order, scalars = begin_epoch(self, state)
         if self.averaging:
             _upload(rt, self.A, state.avg_params)
         if self.full and self.train_view is None:
@@ -150,10 +177,6 @@ class GpuLinearExecutor:
             if self.sophia and self.X_sq is not None:  # sparse, exact: X * X of those rows
                 whole = self.train_view[0] is self.X
                 self.train_sq = self.X_sq if whole else self.X_sq[xp.asarray(order)]
-        if self.sophia:
-            # the draws' key: the generator as the epoch starts (before its shuffle), as the CPU's
-            _upload(rt, self.key, state.scalars["rng"].astype(np.uint64))
-            self.refresh = sophia_refreshing_batches(self.optimizer, state, self.n_batches)
         self.graph.run(self._enqueue_epoch, capturable=not self.sparse, key=self.refresh)
         loss_sum = float(rt.asnumpy(self.batch_loss).sum())
         if not self.full:  # the penalty at the epoch's end (full batch: at its start, above)
@@ -161,15 +184,9 @@ class GpuLinearExecutor:
         objective = loss_sum / self.n_train + float(rt.asnumpy(self.penalty)[0])
         if not (np.isfinite(objective) and bool(xp.isfinite(self.P).all())):
             return int(FitStatus.DIVERGED), objective
-        state.params[...] = rt.asnumpy(self.P)
-        for dev, host in zip(self.slots, (state.slot0, state.slot1, state.slot2), strict=True):
-            host[...] = rt.asnumpy(dev)
+        finish_epoch(self, state, order, scalars)
         if self.averaging:
             state.avg_params[...] = rt.asnumpy(self.A)
-        rng = scalars["rng"][0]
-        state.scalars.view(np.uint8)[...] = rt.asnumpy(self.scalars)
-        state.scalars["rng"] = rng
-        state.order[...] = order
         return int(FitStatus.MAX_ITER), objective
 
     def _train_rows(self, order):

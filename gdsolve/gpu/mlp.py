@@ -27,7 +27,7 @@ from gdsolve._codes import Activation, FitStatus, Loss
 from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve.gpu import backend
 from gdsolve.gpu.graphs import EpochGraph
-from gdsolve.gpu.linear import _upload, sophia_refreshing_batches
+from gdsolve.gpu.linear import begin_epoch, finish_epoch
 
 
 def _layout(units):
@@ -224,19 +224,7 @@ class GpuMlpExecutor:
 
     def run_epoch(self, state):
         rt, xp = self.rt, self.rt.xp
-        order = state.order.copy()
-        scalars = state.scalars.copy()
-        if self.shuffles:
-            _core.shuffle_order(order, scalars)
-        _upload(rt, self.order, order)
-        _upload(rt, self.scalars, scalars.view(np.uint8))
-        _upload(rt, self.P, state.params)
-        for dev, host in zip(self.slots, (state.slot0, state.slot1, state.slot2), strict=True):
-            _upload(rt, dev, host)
-        if self.sophia:
-            # the draws' key: the generator as the epoch starts (before its shuffle), as the CPU's
-            _upload(rt, self.key, state.scalars["rng"].astype(np.uint64))
-            self.refresh = sophia_refreshing_batches(self.optimizer, state, self.n_batches)
+        order, scalars = begin_epoch(self, state)
         self.graph.run(self._enqueue_epoch, key=self.refresh)
         alpha = float(self.model["alpha"][0])
         epoch_sum = (float(rt.asnumpy(self.batch_loss).sum())
@@ -244,14 +232,8 @@ class GpuMlpExecutor:
         objective = epoch_sum / self.n_train
         if not (np.isfinite(objective) and bool(xp.isfinite(self.P).all())):
             return int(FitStatus.DIVERGED), objective
-        state.params[...] = rt.asnumpy(self.P)
-        for dev, host in zip(self.slots, (state.slot0, state.slot1, state.slot2), strict=True):
-            host[...] = rt.asnumpy(dev)
-        rng = scalars["rng"][0]
-        state.scalars.view(np.uint8)[...] = rt.asnumpy(self.scalars)
-        state.scalars["rng"] = rng
+        finish_epoch(self, state, order, scalars)
         state["t"] = state["t"] + self.n_train  # scikit-learn's MLP: t advances once per epoch
-        state.order[...] = order
         return int(FitStatus.MAX_ITER), objective
 
     def _enqueue_epoch(self):
