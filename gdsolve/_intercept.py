@@ -12,11 +12,34 @@ import numpy as np
 
 from gdsolve._codes import Loss
 
-__all__ = ["best_constant", "PROBABILITY_CLIP"]
+__all__ = ["best_constant", "PROBABILITY_CLIP", "INTERCEPT_STARTS", "check_intercept_start",
+           "starts_at_best_constant"]
+
+#: The values of the estimators' intercept_start parameter.
+INTERCEPT_STARTS = ("auto", "best_constant", "sklearn")
 
 #: Probabilities (fraction of positives for LOG, class priors for SOFTMAX) are clipped to
 #: ``[PROBABILITY_CLIP, 1 - PROBABILITY_CLIP]`` so that the result is finite (|b| <= 23.03).
 PROBABILITY_CLIP = 1e-10
+
+
+def check_intercept_start(value, prefix=""):
+    """ValueError (its message after `prefix`) unless `value` is one of INTERCEPT_STARTS."""
+    if not isinstance(value, str) or value not in INTERCEPT_STARTS:
+        raise ValueError(f"{prefix}intercept_start must be one of {INTERCEPT_STARTS}, got "
+                         f"{value!r}")
+
+
+def starts_at_best_constant(intercept_start, optimizer, scikit_learn_rate):
+    """intercept_start's rule for a fresh fit: 'auto' keeps scikit-learn's start only where the
+    fit is scikit-learn's algorithm, plain SGD (`optimizer` resolved; no momentum, no weight
+    decay) under the caller's condition `scikit_learn_rate` (one of scikit-learn's rates, and
+    for the linear models per-sample descent); the best constant otherwise."""
+    if intercept_start == "sklearn":
+        return False
+    if intercept_start == "best_constant":
+        return True
+    return not (optimizer.is_plain_sgd() and scikit_learn_rate)
 
 
 def _weighted_sum(s, x):

@@ -49,7 +49,7 @@ from gdsolve._base import (
 )
 from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
-from gdsolve._intercept import best_constant
+from gdsolve._intercept import best_constant, check_intercept_start, starts_at_best_constant
 from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
 from gdsolve.distributed import dask_fit as _dask_fit
 from gdsolve.distributed import dask_predict as _dask_predict
@@ -85,7 +85,6 @@ _LOSS_CODES = {**_REGRESSION_LOSSES, **_CLASSIFICATION_LOSSES}
 _LOSS_CURVATURE = {Loss.SQUARED: 1.0, Loss.HUBER: 1.0, Loss.EPSILON_INSENSITIVE: 1.0,
                    Loss.LOG: 0.25, Loss.SOFTMAX: 0.5}
 _GRAM_MAX_FEATURES = 2000
-INTERCEPT_STARTS = ("auto", "best_constant", "sklearn")
 # scikit-learn's learning rates: per-sample SGD with one of them is scikit-learn's algorithm,
 # whose zero start intercept_start='auto' keeps (docs/linear.md)
 _SKLEARN_RATES = ("optimal", "invscaling", "constant", "adaptive")
@@ -285,10 +284,7 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
                 and not isinstance(self.optimizer, Optimizer):
             raise ValueError(f"{name}: eta0 must be > 0 with learning_rate="
                              f"{self.learning_rate!r}")
-        if not isinstance(self.intercept_start, str) or \
-                self.intercept_start not in INTERCEPT_STARTS:
-            raise ValueError(f"{name}: intercept_start must be one of {INTERCEPT_STARTS}, got "
-                             f"{self.intercept_start!r}")
+        check_intercept_start(self.intercept_start, f"{name}: ")
         check_distributed_params(self)
 
     # -- inputs and the device -------------------------------------------------------------------
@@ -338,9 +334,7 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         run is refused here, before any work."""
         name = type(self).__name__
         spec = self.learning_rate
-        plain_sgd = (int(opt.code) == int(OptimizerCode.SGD) and opt.momentum == 0
-                     and opt.weight_decay == 0)
-        simple = (plain_sgd and self.clip_grad_norm is None and self._average_start() == 0
+        simple = (opt.is_plain_sgd() and self.clip_grad_norm is None and self._average_start() == 0
                   and self.mixed_precision is None)
         if isinstance(spec, str) and spec == "spectral":
             if batch != 0:
@@ -524,17 +518,14 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         """Whether a fresh fit starts the intercept at the best constant (intercept_start):
         'auto' keeps the zero start of scikit-learn's algorithm, per-sample SGD (the rule the
         per-sample path runs: plain SGD, batch_size=1) with one of scikit-learn's rates."""
-        if not self.fit_intercept or self.intercept_start == "sklearn":
+        if not self.fit_intercept:
             return False
-        if self.intercept_start == "best_constant":
-            return True
         opt, _ = resolve_optimizer(self.optimizer, self.eta0)
-        per_sample = (self.batch_size == 1 and int(opt.code) == int(OptimizerCode.SGD)
-                      and opt.momentum == 0 and opt.weight_decay == 0)
         rate = self.learning_rate
         sklearn_rate = (rate in _SKLEARN_RATES if isinstance(rate, str)
                         else type(rate) in _SKLEARN_RATE_TYPES)
-        return not (per_sample and sklearn_rate)
+        return starts_at_best_constant(self.intercept_start, opt,
+                                       self.batch_size == 1 and sklearn_rate)
 
     def _start_intercepts(self, loss_code, targets, sample_weight, train_rows, n_outputs):
         """The intercepts a fresh fit starts from, one block of n_outputs per target vector

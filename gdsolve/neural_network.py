@@ -35,9 +35,8 @@ from gdsolve._base import (
     store_init_params,
 )
 from gdsolve._codes import Activation, Clip, Loss, PlateauMode
-from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve._codes import Schedule as ScheduleCode
-from gdsolve._intercept import best_constant
+from gdsolve._intercept import best_constant, check_intercept_start, starts_at_best_constant
 from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
 from gdsolve.distributed import dask_fit_mlp as _dask_fit
 from gdsolve.distributed import dask_predict as _dask_predict
@@ -54,7 +53,6 @@ _ACTIVATIONS = {
     "logistic": Activation.LOGISTIC,
 }
 _OUT_ACTIVATION = {Loss.SQUARED: "identity", Loss.LOG: "logistic", Loss.SOFTMAX: "softmax"}
-INTERCEPT_STARTS = ("auto", "best_constant", "sklearn")
 _SKLEARN_MLP_RATES = ("constant", "invscaling", "adaptive")  # MLPClassifier's learning_rate
 
 
@@ -63,15 +61,9 @@ def starts_from_best_constant(est):
     constant (intercept_start): 'auto' keeps scikit-learn's Glorot draw for plain SGD with one
     of scikit-learn's rates, the case whose trajectory equals MLPRegressor / MLPClassifier
     (solver='sgd', momentum=0)."""
-    if est.intercept_start == "sklearn":
-        return False
-    if est.intercept_start == "best_constant":
-        return True
     opt, _ = resolve_optimizer(est.optimizer, est.learning_rate_init)
-    plain_sgd = (int(opt.code) == int(OptimizerCode.SGD) and opt.momentum == 0
-                 and opt.weight_decay == 0)
-    return not (plain_sgd and isinstance(est.learning_rate, str)
-                and est.learning_rate in _SKLEARN_MLP_RATES)
+    return starts_at_best_constant(est.intercept_start, opt, isinstance(est.learning_rate, str)
+                                   and est.learning_rate in _SKLEARN_MLP_RATES)
 
 
 def output_bias_start(loss, n_outputs, targets, labels):
@@ -235,10 +227,7 @@ class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
         if self.mixed_precision not in (None, "float16", "bfloat16"):
             raise ValueError(f"mixed_precision must be None, 'float16' or 'bfloat16', got "
                              f"{self.mixed_precision!r}")
-        if not isinstance(self.intercept_start, str) or \
-                self.intercept_start not in INTERCEPT_STARTS:
-            raise ValueError(f"intercept_start must be one of {INTERCEPT_STARTS}, got "
-                             f"{self.intercept_start!r}")
+        check_intercept_start(self.intercept_start)
         for flag in ("early_stopping", "shuffle", "warm_start"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")

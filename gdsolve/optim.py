@@ -60,6 +60,11 @@ class Optimizer(BaseEstimator):
     code = None
     state_slot_names = ()
 
+    def is_plain_sgd(self):
+        """Whether this is plain gradient descent: the SGD rule without momentum or weight decay
+        (where scikit-learn's algorithms and the full-batch step rules apply)."""
+        return False
+
     def _config_fields(self):
         """Constructor parameters under the C++ field names (betas -> beta1, beta2)."""
         fields = {}
@@ -144,6 +149,9 @@ class SGD(Optimizer):
         self.dampening = dampening
         self.weight_decay = weight_decay
         self.nesterov = nesterov
+
+    def is_plain_sgd(self):
+        return self.momentum == 0 and self.weight_decay == 0
 
     def _validate(self):
         super()._validate()
