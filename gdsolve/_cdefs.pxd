@@ -70,6 +70,8 @@ cdef extern from "gdsolve/cpu/fit_setup.h" namespace "gds":
         T* slot2
         T* avg_params
         T* l1_q
+        T* history
+        gds_int64 n_history
         RowIndex* order
         gds_int64 n_order
         FitScalars* scalars
@@ -139,10 +141,11 @@ cdef inline state_float* _data(object a, state_float sample) except? NULL:
 
 cdef inline object fill_state_view(StateView[state_float]& v, object state, object dtype,
                                    Py_ssize_t n_params, Py_ssize_t n_order, Py_ssize_t n_avg,
-                                   Py_ssize_t n_l1, state_float sample):
+                                   Py_ssize_t n_l1, state_float sample,
+                                   Py_ssize_t n_history=0):
     """Point the C++ view at a gdsolve.engine.FitState's arrays, checked: parameters and slots
-    of n_params elements, the order of n_order rows, the averaged parameters / L1 ledger when
-    n_avg / n_l1 > 0 (else null). Returns the order array."""
+    of n_params elements, the order of n_order rows, the averaged parameters / L1 ledger /
+    L-BFGS history when n_avg / n_l1 / n_history > 0 (else null). Returns the order array."""
     import numpy as np
 
     for name in ("params", "slot0", "slot1", "slot2"):
@@ -151,6 +154,8 @@ cdef inline object fill_state_view(StateView[state_float]& v, object state, obje
         check_vector(state.avg_params, dtype, n_avg, "state.avg_params")
     if n_l1 > 0:
         check_vector(state.l1_q, dtype, n_l1, "state.l1_q")
+    if n_history > 0:
+        check_vector(state.history, dtype, n_history, "state.history")
     order = check_vector(state.order, np.uint32, n_order, "state.order")
     cdef uint32_t[::1] ov = order
     v.params = _data(state.params, sample)
@@ -159,6 +164,8 @@ cdef inline object fill_state_view(StateView[state_float]& v, object state, obje
     v.slot2 = _data(state.slot2, sample)
     v.avg_params = _data(state.avg_params, sample) if n_avg > 0 else NULL
     v.l1_q = _data(state.l1_q, sample) if n_l1 > 0 else NULL
+    v.history = _data(state.history, sample) if n_history > 0 else NULL
+    v.n_history = n_history
     v.order = &ov[0] if n_order > 0 else NULL
     v.n_order = n_order
     v.scalars = <FitScalars*>struct_ptr(state.scalars, "FitScalars", sizeof(FitScalars), True)

@@ -11,6 +11,7 @@ about every 0.1 s). No math here.
 import numpy as np
 
 from gdsolve._codes import Loss
+from gdsolve.engine.state import lbfgs_history_size
 from gdsolve._codes import Optimizer as OptimizerCode
 
 cimport numpy as cnp
@@ -121,6 +122,7 @@ cdef class LinearExecutor:
     cdef readonly Py_ssize_t n_train, n_rows, n_cols, n_outputs
     cdef readonly bint has_validation
     cdef readonly bint averaging, l1_ledger
+    cdef readonly Py_ssize_t n_history
     cdef object _keep
     cdef object _checked_order  # the order array whose row indices were checked
 
@@ -157,6 +159,7 @@ cdef class LinearExecutor:
         penalty, alpha, l1_ratio = (int(model["penalty"][0]), float(model["alpha"][0]),
                                     float(model["l1_ratio"][0]))
         self.l1_ledger = penalty in (2, 3) and alpha * (l1_ratio if penalty == 3 else 1.0) > 0
+        self.n_history = lbfgs_history_size(model, n_cols)
         self._keep = (X, y, sample_weight, val_rows)
         if dtype == np.float64:
             self._build[double](setup, X, y, sample_weight, val_rows, 0.0)
@@ -226,7 +229,8 @@ cdef class LinearExecutor:
         n_all = self.n_outputs * self.n_cols + self.n_outputs
         order = fill_state_view(v, state, self.dtype, n_all, self.n_train,
                                 n_all if self.averaging else 0,
-                                self.n_outputs * self.n_cols if self.l1_ledger else 0, sample)
+                                self.n_outputs * self.n_cols if self.l1_ledger else 0, sample,
+                                self.n_history)
         if order is not self._checked_order:  # executors shuffle it in place: check it once
             if order.shape[0] and order.max() >= self.n_rows:
                 raise ValueError(f"state.order (the train_rows) must index rows "

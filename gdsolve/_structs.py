@@ -56,15 +56,22 @@ def defaults(name):
     return {f: (0 if count > 1 else default) for f, _, count, _, default in _layout(name)[1]}
 
 
+@functools.cache
+def _default_record(name):
+    """The record of the header's defaults (copied by record: several are built per fit)."""
+    rec = np.zeros(1, dtype=dtype(name))
+    for field, default in defaults(name).items():
+        if np.ndim(rec[field][0]) == 0:
+            rec[field] = default
+    return rec
+
+
 def record(name, values=None):
     """One-element structured array of struct `name`: defaults, then `values` (unknown keys are
     an error; booleans become 0/1; an array field takes a sequence, zero-padded, and sets its
     count field n_<name> unless `values` gives that too)."""
-    rec = np.zeros(1, dtype=dtype(name))
+    rec = _default_record(name).copy()
     known = defaults(name)
-    for field, default in known.items():
-        if np.ndim(rec[field][0]) == 0:
-            rec[field] = default
     for key, value in (values or {}).items():
         if key not in known:
             raise ValueError(f"{name} has no field {key!r}; its fields are {tuple(known)}")

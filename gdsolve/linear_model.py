@@ -50,6 +50,7 @@ from gdsolve._base import (
 from gdsolve._codes import Clip, Loss, Penalty, PlateauMode
 from gdsolve._codes import Optimizer as OptimizerCode
 from gdsolve._intercept import best_constant, check_intercept_start, starts_at_best_constant
+from gdsolve._params import ParamNamesOnceMixin
 from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
 from gdsolve.distributed import dask_fit as _dask_fit
 from gdsolve.distributed import dask_predict as _dask_predict
@@ -214,7 +215,8 @@ def _lipschitz_constant(X, sample_weight, fit_intercept, rows):
     return max(float(lam) * 1.01, 0.0)  # Lanczos converges from below: a small margin
 
 
-class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
+class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, ParamNamesOnceMixin,
+                     BaseEstimator):
     """Parameters, validation and the loop call shared by the two estimators."""
 
     _is_classifier = False
@@ -325,32 +327,43 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         return int(self.average)
 
     # -- learning rate --------------------------------------------------------------------------
-    def _full_batch_method(self, batch, opt, path="cpu"):
-        """'spectral', 'lipschitz' or None (another schedule) for a fit of `batch` rows per step
-        (0: full) on `path` ('cpu', 'gpu', 'dask'). 'spectral' is the CPU executor's
-        accelerated full batch (model/spectral.h); the default schedules of plain SGD take it
-        there, and the constant step 1/L ('lipschitz') on the GPU and Dask paths, or with
-        momentum, clipping, averaging or mixed precision. An explicit 'spectral' those cannot
-        run is refused here, before any work."""
+    def _full_batch_method(self, batch, opt, path="cpu", loss_code=None):
+        """'lbfgs', 'spectral', 'lipschitz' or None (another schedule) for a fit of `batch` rows
+        per step (0: full) on `path` ('cpu', 'gpu', 'dask') with loss `loss_code`. 'lbfgs' and
+        'spectral' are the CPU executor's line-searched full batch (model/lbfgs.h for smooth
+        objectives, model/spectral.h for any, L1 included); the default schedules of plain SGD
+        take them there ('lbfgs' when the loss has a continuous gradient and the penalty no L1
+        part, else 'spectral'), and the constant step 1/L ('lipschitz') on the GPU and Dask
+        paths, or with momentum, clipping, averaging or mixed precision. An explicit 'lbfgs' or
+        'spectral' that cannot run is refused here, before any work."""
         name = type(self).__name__
         spec = self.learning_rate
         simple = (opt.is_plain_sgd() and self.clip_grad_norm is None and self._average_start() == 0
                   and self.mixed_precision is None)
-        if isinstance(spec, str) and spec == "spectral":
+        smooth = self._smooth_objective(loss_code)
+        if isinstance(spec, str) and spec in ("spectral", "lbfgs"):
+            what = ("(quasi-Newton full batch)" if spec == "lbfgs"
+                    else "(accelerated full batch)")
             if batch != 0:
-                raise ValueError(f"{name}: learning_rate='spectral' is the full-batch method: "
+                raise ValueError(f"{name}: learning_rate={spec!r} is a full-batch method: "
                                  f"set batch_size='full' (got batch_size={self.batch_size!r})")
             if path != "cpu":
                 where = "on the GPU" if path == "gpu" else "on Dask collections"
-                raise ValueError(f"{name}: learning_rate='spectral' (accelerated full batch) "
-                                 f"runs on the CPU executor only, not {where}; use "
-                                 "learning_rate='lipschitz' (the constant step 1/L) there, or "
-                                 "device='cpu' with NumPy / SciPy input")
+                raise ValueError(f"{name}: learning_rate={spec!r} {what} runs on the CPU "
+                                 f"executor only, not {where}; use learning_rate='lipschitz' "
+                                 "(the constant step 1/L) there, or device='cpu' with NumPy / "
+                                 "SciPy input")
             if not simple:
-                raise ValueError(f"{name}: learning_rate='spectral' sets its own steps: it needs "
+                raise ValueError(f"{name}: learning_rate={spec!r} sets its own steps: it needs "
                                  "optimizer='sgd' without momentum or weight decay, and no "
                                  "clip_grad_norm, average or mixed_precision")
-            return "spectral"
+            if spec == "lbfgs" and not smooth:
+                raise ValueError(f"{name}: learning_rate='lbfgs' needs a smooth objective: no "
+                                 "L1 part in the penalty (penalty='l1', or 'elasticnet' with "
+                                 "l1_ratio > 0) and a loss with a continuous gradient (not "
+                                 "'epsilon_insensitive'); use learning_rate='spectral', the "
+                                 "proximal full batch, for those")
+            return spec
         sklearn_rate = spec in ("optimal", "invscaling") or type(spec) in (Optimal, InvScaling)
         if isinstance(spec, str) and spec == "lipschitz":
             if int(opt.code) != int(OptimizerCode.SGD):
@@ -358,8 +371,17 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
                                  "of gradient descent: it needs an SGD-family optimizer")
             return "lipschitz"
         if sklearn_rate and batch == 0 and int(opt.code) == int(OptimizerCode.SGD):
-            return "spectral" if path == "cpu" and simple else "lipschitz"
+            if path == "cpu" and simple:
+                return "lbfgs" if smooth else "spectral"
+            return "lipschitz"
         return None
+
+    def _smooth_objective(self, loss_code):
+        """Whether the objective has a continuous gradient: a loss other than
+        epsilon-insensitive and a penalty without an L1 part (what 'lbfgs' needs)."""
+        l1_part = self.alpha > 0 and (self.penalty == "l1" or (
+            self.penalty == "elasticnet" and self.l1_ratio > 0))
+        return loss_code is not None and loss_code != Loss.EPSILON_INSENSITIVE and not l1_part
 
     def _resolve_training(self, X, sample_weight, loss_code, n_train, batch, train_rows,
                           path="cpu"):
@@ -374,8 +396,8 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         sklearn_rate = spec in ("optimal", "invscaling") or type(spec) in (Optimal, InvScaling)
         alpha = float(self.alpha)
         pen = _PENALTIES[self.penalty]
-        method = self._full_batch_method(batch, opt, path)
-        if method == "spectral":
+        method = self._full_batch_method(batch, opt, path, loss_code)
+        if method in ("spectral", "lbfgs"):
             spec = Constant(lr=1.0)  # unused: the method takes its own steps
         elif method == "lipschitz" or (sklearn_rate and batch == 0):
             if sgd_family:
@@ -408,10 +430,11 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
 
     # -- the engine's records -------------------------------------------------------------------
     def _records(self, loss_code, n_outputs, opt, sched_cfg, plateau_mode, plateau_cfg, batch,
-                 max_iter, tol, early, spectral=False):
+                 max_iter, tol, early, full_batch=None):
         """(model, optimizer, cpu records, FitRules) of one fit (see gdsolve/_structs.py).
-        spectral: the accelerated full batch, stopped by tol on the gradient (not the driver's
-        objective rule, which a non-monotone method would trip)."""
+        full_batch: 'spectral' or 'lbfgs', the line-searched full batch, stopped by tol on the
+        gradient (not the driver's objective rule, which a non-monotone method would trip)."""
+        spectral = full_batch in ("spectral", "lbfgs")
         model = _structs.record("LinearConfig", {
             "loss": int(loss_code),
             "loss_param": float(getattr(self, "epsilon", 0.1)),
@@ -425,6 +448,7 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
             "clip_limit": float(self.clip_grad_norm or 0.0),
             "spectral": bool(spectral),
             "grad_tol": float(tol or 0.0) if spectral else 0.0,
+            "lbfgs_memory": engine.LBFGS_MEMORY if full_batch == "lbfgs" else 0,
         })
         objective_rule = tol is not None and not (spectral and not early)
         driver = _structs.record("DriverConfig", {
@@ -480,10 +504,11 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
         opt, _, sched_cfg, plateau_mode, plateau_cfg = self._resolve_training(
             X, sample_weight, loss_code, n_train, batch, train_rows, path)
         early = val_rows is not None and val_rows.shape[0] > 0
-        spectral = self._full_batch_method(batch, opt, path) == "spectral"
+        full_batch = self._full_batch_method(batch, opt, path, loss_code)
         model, optimizer, cpu, rules = self._records(loss_code, n_outputs, opt, sched_cfg,
                                                      plateau_mode, plateau_cfg, batch, max_iter,
-                                                     tol, early, spectral)
+                                                     tol, early, full_batch)
+        n_history = engine.lbfgs_history_size(model, X.shape[1])
         name = type(self).__name__
         if on_gpu and batch == 1:
             raise ValueError(f"{name}: batch_size=1 is per-sample SGD, which runs on the CPU only; "
@@ -503,6 +528,9 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimato
                                                       rules.driver, cpu, Xloop, y_k,
                                                       sample_weight, n_train, val_rows)
             st = start_call_state(state, seed, rules, train_rows)
+            if n_history and (st.history is None or st.history.shape != (n_history,)
+                              or st.history.dtype != st.params.dtype):
+                st.history = np.zeros(n_history, dtype=st.params.dtype)
             label = "" if labels is None else f"class {labels[k]!r}, "
             rep = run_loop(executor, st, rules, self._verbose_printer(label), name, max_iter, tol)
             rep.gathered = getattr(executor, "gathered", False)

@@ -37,6 +37,7 @@ from gdsolve._base import (
 from gdsolve._codes import Activation, Clip, Loss, PlateauMode
 from gdsolve._codes import Schedule as ScheduleCode
 from gdsolve._intercept import best_constant, check_intercept_start, starts_at_best_constant
+from gdsolve._params import ParamNamesOnceMixin
 from gdsolve.distributed import DistributedParamsMixin, any_dask, check_distributed_params
 from gdsolve.distributed import dask_fit_mlp as _dask_fit
 from gdsolve.distributed import dask_predict as _dask_predict
@@ -142,7 +143,8 @@ def _verbose_printer(verbose):
     return show
 
 
-class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, BaseEstimator):
+class _BaseSGDMLP(DistributedParamsMixin, GdsolveEstimatorMixin, ParamNamesOnceMixin,
+                  BaseEstimator):
     """Shared fit machinery; subclasses define the targets (`_encode_targets`) and outputs."""
 
     def __init__(

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, clone
 from gdsolve import _core
 from gdsolve._codes import Clip, HessianEstimator, MuonAdjustLr
 from gdsolve._codes import Optimizer as OptimizerCode
+from gdsolve._params import ParamNamesOnceMixin
 
 __all__ = [
     "Optimizer",
@@ -50,7 +51,7 @@ def _check_betas(betas):
         raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
 
 
-class Optimizer(BaseEstimator):
+class Optimizer(ParamNamesOnceMixin, BaseEstimator):
     """Base class: hyper-parameters in, compiled update out.
 
     Subclasses set `code` and `state_slot_names`; constructor parameters carry the C++ field

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, clone
 from gdsolve import _core
 from gdsolve._codes import Anneal, CyclicMode, Loss
 from gdsolve._codes import Schedule as ScheduleCode
+from gdsolve._params import ParamNamesOnceMixin
 
 __all__ = [
     "Schedule",
@@ -48,7 +49,7 @@ def _nonnegative(name, value):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
 
 
-class Schedule(BaseEstimator):
+class Schedule(ParamNamesOnceMixin, BaseEstimator):
     """Base class. Subclasses set `code` and implement `_config_fields` (and `_fill` for the
     parameters that default to values of the fit, left as None until `resolved`)."""
 

@@ -522,14 +522,15 @@ def test_dask_partial_fit_starts_from_its_first_collection(client, starts, binar
 
 def test_spectral_full_batch_is_refused_for_dask_inputs_and_the_default_keeps_working(client,
                                                                                        binary):
-    # learning_rate='spectral' runs on the CPU executor only; the default full batch resolves
-    # to the constant step 1/L on Dask ('lipschitz' on one machine)
+    # learning_rate='spectral' / 'lbfgs' run on the CPU executor only; the default full batch
+    # resolves to the constant step 1/L on Dask ('lipschitz' on one machine)
     X, y = binary
     dX, dy = chunked(X, y, chunks=3000)
-    est = SGDLogistic(batch_size="full", learning_rate="spectral", distributed="sync_gradient")
-    with pytest.raises(ValueError, match="CPU executor only, not on Dask collections"):
-        est.fit(dX, dy)
-    assert not hasattr(est, "coef_")
+    for method in ("spectral", "lbfgs"):
+        est = SGDLogistic(batch_size="full", learning_rate=method, distributed="sync_gradient")
+        with pytest.raises(ValueError, match="CPU executor only, not on Dask collections"):
+            est.fit(dX, dy)
+        assert not hasattr(est, "coef_")
     dist = SGDLogistic(**FULL, distributed="sync_gradient", random_state=0).fit(dX, dy)
     one = SGDLogistic(**FULL, learning_rate="lipschitz", random_state=0).fit(X, y)
     np.testing.assert_allclose(dist.coef_, one.coef_, rtol=1e-9, atol=1e-12)

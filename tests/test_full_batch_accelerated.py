@@ -1,9 +1,12 @@
-"""The accelerated full batch (learning_rate='spectral', the CPU default for batch_size='full'):
-the optimum of every convex problem to a relative objective gap of 1e-10 (float32: 1e-5),
-against references computed here (closed-form ridge, scipy's L-BFGS-B at tight tolerance, a
-long plain NumPy FISTA for L1 / elastic net), exact zeros, sample weights, the gradient
-tolerance, threads, the default and the refusals on the GPU and Dask paths."""
+"""The line-searched full batch (the CPU default for batch_size='full'): learning_rate='lbfgs'
+(smooth objectives) and 'spectral' (any, L1 by its prox). The optimum of every convex problem to
+a relative objective gap of 1e-10 (float32: 1e-5), against references computed here
+(closed-form ridge, scipy's L-BFGS-B at tight tolerance, a long plain NumPy FISTA for L1 /
+elastic net), exact zeros, sample weights, the gradient tolerance, threads; the L-BFGS iterates
+against a NumPy re-implementation of model/lbfgs.h's rules; the defaults, a resumed fit and the
+refusals."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -155,16 +158,19 @@ def _estimator(kind, tol=1e-10, **kw):
 
 
 PROBLEMS = ["regression", "diabetes", "binary", "breast_cancer", "sparse_binary", "digits"]
+METHODS = ["lbfgs", "spectral"]  # the smooth objectives run both
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", PROBLEMS)
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weights"])
-def test_reaches_the_l2_optimum(name, weighted):
+def test_reaches_the_l2_optimum(name, weighted, method):
     X, Xd, y, y_obj, kind = _problem(name)
     n = Xd.shape[0]
     sw = np.random.RandomState(3).uniform(0.2, 3.0, n) if weighted else np.ones(n)
     alpha = 1e-3 if kind == "squared" else 1e-4
-    est = _estimator(kind, alpha=alpha).fit(X, y, sample_weight=sw if weighted else None)
+    est = _estimator(kind, alpha=alpha, learning_rate=method).fit(
+        X, y, sample_weight=sw if weighted else None)
     if kind == "squared":
         f_star, _ = ridge_optimum(Xd, y_obj, sw, alpha)
     else:
@@ -174,25 +180,28 @@ def test_reaches_the_l2_optimum(name, weighted):
     assert gap <= GAP, (name, gap, est.n_iter_)
 
 
-def test_without_intercept_reaches_the_ridge_optimum():
+@pytest.mark.parametrize("method", METHODS)
+def test_without_intercept_reaches_the_ridge_optimum(method):
     X, y = make_regression(2000, 10, noise=10.0, random_state=0)
     y = y / y.std() + 3.0  # an intercept would matter
     n, d = X.shape
     alpha = 1e-3
     est = SGDLinearRegression(batch_size="full", alpha=alpha, tol=1e-10, max_iter=20_000,
-                              fit_intercept=False).fit(X, y)
+                              fit_intercept=False, learning_rate=method).fit(X, y)
     assert est.intercept_[0] == 0.0
     w = np.linalg.solve(X.T @ X / n + alpha * np.eye(d), X.T @ y / n)
     f = lambda v: 0.5 * np.mean((X @ v - y) ** 2) + 0.5 * alpha * v @ v  # noqa: E731
     assert (f(est.coef_) - f(w)) / f(w) <= GAP
 
 
-def test_reaches_the_huber_optimum():
+@pytest.mark.parametrize("method", METHODS)
+def test_reaches_the_huber_optimum(method):
     X, y = make_regression(3000, 15, noise=10.0, random_state=4)
     y = y / y.std()
     sw = np.random.RandomState(5).uniform(0.5, 2.0, X.shape[0])
     est = SGDLinearRegression(loss="huber", epsilon=HUBER_EPSILON, batch_size="full", alpha=1e-3,
-                              max_iter=20_000, tol=1e-10).fit(X, y, sample_weight=sw)
+                              max_iter=20_000, tol=1e-10, learning_rate=method).fit(
+                                  X, y, sample_weight=sw)
     f_star, _ = lbfgs_optimum(X, y, sw, "huber", 1e-3)
     gap = (objective(est, X, y, sw, "huber", 1e-3, 0.0) - f_star) / abs(f_star)
     assert gap <= GAP, gap
@@ -228,14 +237,15 @@ def test_reaches_the_proximal_optimum_with_exact_zeros(name, penalty):
     assert_allclose(coef[clear_nonzero], x_star[:d][clear_nonzero], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", ["regression", "binary", "sparse_binary", "digits"])
-def test_float32_reaches_a_looser_gap(name):
+def test_float32_reaches_a_looser_gap(name, method):
     X, Xd, y, y_obj, kind = _problem(name)
     X32 = X.astype(np.float32)
     n = Xd.shape[0]
     sw = np.ones(n)
     alpha = 1e-3 if kind == "squared" else 1e-4
-    est = _estimator(kind, alpha=alpha, tol=1e-6)
+    est = _estimator(kind, alpha=alpha, tol=1e-6, learning_rate=method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # round-off may stop it before tol: not a failure
         est.fit(X32, y)
@@ -285,13 +295,24 @@ def test_thread_team_equals_one_thread(monkeypatch):
     assert_allclose(fits[4].intercept_, fits[1].intercept_, rtol=1e-7, atol=1e-9)
 
 
-def test_default_full_batch_is_spectral_and_lipschitz_keeps_the_constant_step():
+def test_default_full_batch_is_lbfgs_or_spectral_and_lipschitz_keeps_the_constant_step():
     X, Xd, y, y_obj, kind = _problem("binary")
     default = SGDLogistic(batch_size="full", max_iter=30, tol=None).fit(X, y)
-    explicit = SGDLogistic(batch_size="full", learning_rate="spectral", max_iter=30,
+    explicit = SGDLogistic(batch_size="full", learning_rate="lbfgs", max_iter=30,
                            tol=None).fit(X, y)
     assert_allclose(default.coef_, explicit.coef_, rtol=0, atol=0)
-    assert default._fit_states[0]["spectral_step"] > 0
+    assert default._fit_states[0]["lbfgs_pairs"] == engine.LBFGS_MEMORY
+    # an L1 part or epsilon-insensitive loss: the proximal spectral method
+    for cls, kw in ((SGDLogistic, dict(penalty="l1", alpha=1e-3)),
+                    (SGDLogistic, dict(penalty="elasticnet", l1_ratio=0.3, alpha=1e-3)),
+                    (SGDLinearRegression, dict(loss="epsilon_insensitive"))):
+        target = y if cls is SGDLogistic else y_obj
+        fit = cls(batch_size="full", max_iter=10, tol=None, **kw).fit(X, target)
+        spectral = cls(batch_size="full", learning_rate="spectral", max_iter=10, tol=None,
+                       **kw).fit(X, target)
+        assert_allclose(fit.coef_, spectral.coef_, rtol=0, atol=0)
+        assert fit._fit_states[0]["spectral_step"] > 0
+        assert fit._fit_states[0]["lbfgs_pairs"] == 0
     # 'lipschitz': the constant step 1/L, L = 0.25 lambda_max([X 1]'[X 1] / n) + alpha
     old = SGDLogistic(batch_size="full", learning_rate="lipschitz", max_iter=30,
                       tol=None).fit(X, y)
@@ -304,11 +325,101 @@ def test_default_full_batch_is_spectral_and_lipschitz_keeps_the_constant_step():
     for _ in range(30):
         theta -= smooth_value_grad(theta, Xd, y_obj, np.ones(n), "log", 1e-4)[1] / L
     assert_allclose(old.coef_.ravel(), theta[:d], rtol=1e-8, atol=1e-12)
-    # after 30 epochs the spectral fit is much closer to the optimum
+    # after 30 epochs the line-searched fits are much closer to the optimum
     f_star, _ = lbfgs_optimum(Xd, y_obj, np.ones(n), "log", 1e-4)
-    gap_new = objective(default, Xd, y_obj, np.ones(n), "log", 1e-4, 0.0) - f_star
     gap_old = objective(old, Xd, y_obj, np.ones(n), "log", 1e-4, 0.0) - f_star
-    assert gap_new < 1e-3 * gap_old
+    for method in METHODS:
+        fit = SGDLogistic(batch_size="full", learning_rate=method, max_iter=30,
+                          tol=None).fit(X, y)
+        assert objective(fit, Xd, y_obj, np.ones(n), "log", 1e-4, 0.0) - f_star < 1e-3 * gap_old
+
+
+def numpy_lbfgs(theta, value_grad, n_iter, m):
+    """model/lbfgs.h's rules, written out in NumPy: the two-loop direction over the last m
+    pairs (H0 = s'y / y'y of the newest), Armijo backtracking by halves from 1 (before any pair
+    from 1 / ||g||_inf), pairs kept when s'y > 1e-12 y'y."""
+    f, g = value_grad(theta)
+    t0 = 1.0 / np.max(np.abs(g))
+    pairs = []
+    for _ in range(n_iter):
+        q = g.copy()
+        coefs = []
+        for s, y in reversed(pairs):
+            a = (s @ q) / (s @ y)
+            coefs.append(a)
+            q -= a * y
+        if pairs:
+            s, y = pairs[-1]
+            q *= (s @ y) / (y @ y)
+        for (s, y), a in zip(pairs, reversed(coefs), strict=True):
+            q += (a - (y @ q) / (s @ y)) * s
+        d = -q
+        gd = g @ d
+        t = t0
+        while True:
+            trial = theta + t * d
+            f_new, g_new = value_grad(trial)
+            if f_new <= f + 1e-4 * t * gd:
+                break
+            t *= 0.5
+        s, y = trial - theta, g_new - g
+        if s @ y > 1e-12 * (y @ y):
+            pairs = (pairs + [(s, y)])[-m:]
+        theta, f, g, t0 = trial, f_new, g_new, 1.0
+    return theta
+
+
+@pytest.mark.parametrize("name,weighted", [("binary", True), ("regression", False),
+                                           ("digits", False)])
+def test_lbfgs_iterates_equal_the_numpy_rules(name, weighted):
+    X, Xd, y, y_obj, kind = _problem(name)
+    n, d = Xd.shape
+    sw = np.random.RandomState(2).uniform(0.5, 2.0, n) if weighted else np.ones(n)
+    alpha = 1e-3 if kind == "squared" else 1e-4
+    K = 10 if kind == "softmax" else 1
+    n_iter = 14  # past m = 10 pairs: the ring buffer wraps
+    est = _estimator(kind, alpha=alpha, tol=None, learning_rate="lbfgs")
+    est.set_params(max_iter=n_iter).fit(X, y, sample_weight=sw if weighted else None)
+    theta = np.zeros(K * d + K)  # the best-constant start (intercept_start)
+    if kind == "squared":
+        theta[-1] = sw @ y_obj / sw.sum()
+    elif kind == "log":
+        p = sw @ (y_obj > 0) / sw.sum()
+        theta[-1] = np.log(p / (1 - p))
+    else:
+        theta[K * d:] = np.log(np.bincount(y_obj, weights=sw, minlength=K) / sw.sum())
+    ref = numpy_lbfgs(theta, lambda v: smooth_value_grad(v, Xd, y_obj, sw, kind, alpha, K),
+                      n_iter, engine.LBFGS_MEMORY)
+    ours = np.concatenate([np.ravel(est.coef_), np.ravel(est.intercept_)])
+    assert est.n_iter_ == n_iter
+    assert_allclose(ours, ref, rtol=1e-7, atol=1e-9 * np.max(np.abs(ref)))
+
+
+def test_lbfgs_resumed_from_a_pickled_state_equals_uninterrupted():
+    X, _, y, _, _ = _problem("digits")
+    one = SGDLogistic(batch_size="full", max_iter=25, tol=None, alpha=1e-4).fit(X, y)
+    est = SGDLogistic(batch_size="full", max_iter=25, tol=None, alpha=1e-4)
+    real_run = engine.run
+
+    def paused_run(executor, state, rules, **kw):
+        real_run(executor, state, rules, until=12)  # past m = 10 pairs
+        resumed = pickle.loads(pickle.dumps(state))
+        assert resumed["lbfgs_pairs"] == engine.LBFGS_MEMORY
+        rest = real_run(executor, resumed, rules, **kw)
+        for name in engine.state.ARRAYS:
+            if getattr(state, name) is not None:
+                np.copyto(getattr(state, name), getattr(resumed, name))
+        state.scalars[...] = resumed.scalars
+        return rest
+
+    import gdsolve.linear_model as lm
+    lm.engine.run = paused_run
+    try:
+        est.fit(X, y)
+    finally:
+        lm.engine.run = real_run
+    assert_allclose(est.coef_, one.coef_, rtol=0, atol=0)
+    assert_allclose(est.intercept_, one.intercept_, rtol=0, atol=0)
 
 
 def test_momentum_and_averaging_keep_the_constant_step():
@@ -355,7 +466,21 @@ def test_resumed_fit_equals_uninterrupted():
 ])
 def test_spectral_refuses_what_it_cannot_run(kwargs, match):
     X, _, y, _, _ = _problem("binary")
-    est = SGDLogistic(learning_rate="spectral", **kwargs)
-    with pytest.raises(ValueError, match=match):
-        est.fit(X, y)
+    for method in METHODS:
+        est = SGDLogistic(learning_rate=method, **kwargs)
+        with pytest.raises(ValueError, match=match):
+            est.fit(X, y)
+        assert not hasattr(est, "coef_")
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (SGDLogistic, dict(penalty="l1", alpha=1e-3)),
+    (SGDLogistic, dict(penalty="elasticnet", l1_ratio=0.5, alpha=1e-3)),
+    (SGDLinearRegression, dict(loss="epsilon_insensitive")),
+])
+def test_lbfgs_refuses_a_nonsmooth_objective(cls, kwargs):
+    X, _, y, y_obj, _ = _problem("binary")
+    est = cls(batch_size="full", learning_rate="lbfgs", **kwargs)
+    with pytest.raises(ValueError, match="smooth objective.*'spectral'"):
+        est.fit(X, y if cls is SGDLogistic else y_obj)
     assert not hasattr(est, "coef_")

@@ -114,7 +114,7 @@ def test_logistic_gpu_path_equals_cpu(data, case, problem, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kwargs", [
-    # the GPU's full batch is the constant step 1/L (the CPU's default is 'spectral')
+    # the GPU's full batch is the constant step 1/L (the CPU's default is 'lbfgs' or 'spectral')
     dict(batch_size="full", learning_rate="lipschitz", max_iter=15),
     dict(batch_size="full", learning_rate="lipschitz", max_iter=15, penalty="l1", alpha=1e-3),
     dict(batch_size=50, optimizer="adam", learning_rate="constant", eta0=0.01, max_iter=4,
@@ -512,13 +512,14 @@ def test_what_stays_unsupported_is_refused_on_the_gpu_before_any_work(data):
 
 
 def test_spectral_full_batch_is_refused_on_the_gpu_path_and_the_default_keeps_working(data):
-    # learning_rate='spectral' runs on the CPU executor only: refused before any work; the
-    # default full batch resolves to the constant step 1/L on the GPU ('lipschitz' on the CPU)
+    # learning_rate='spectral' / 'lbfgs' run on the CPU executor only: refused before any work;
+    # the default full batch resolves to the constant step 1/L on the GPU ('lipschitz' on the CPU)
     X, y = data["b"]
-    est = SGDLogistic(batch_size="full", learning_rate="spectral", device="cuda")
-    with pytest.raises(ValueError, match="CPU executor only, not on the GPU"):
-        est.fit(X, y)
-    assert not hasattr(est, "coef_")
+    for method in ("spectral", "lbfgs"):
+        est = SGDLogistic(batch_size="full", learning_rate=method, device="cuda")
+        with pytest.raises(ValueError, match="CPU executor only, not on the GPU"):
+            est.fit(X, y)
+        assert not hasattr(est, "coef_")
 
     def make(device):
         lr = "lipschitz" if device == "cpu" else "optimal"  # 'optimal': the default

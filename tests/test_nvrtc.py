@@ -22,7 +22,8 @@ ARCH = "--gpu-architecture=compute_90"
 CORE_HEADERS = (
     "config.h", "codes.h", "structs.h", "math/losses.h", "math/activations.h",
     "math/penalties.h", "math/clip.h", "math/optimizers.h", "math/schedules.h", "math/muon.h",
-    "math/sophia.h", "model/linear.h", "model/mlp.h", "driver/epoch_rules.h",
+    "math/sophia.h", "model/linear.h", "model/mlp.h", "model/spectral.h", "model/lbfgs.h",
+    "driver/epoch_rules.h",
 )  # every NVRTC-safe header; cpu/, driver/shuffle.h and math/fast_math.h are host-only
 HOST_ONLY = ("cpu/", "driver/shuffle.h", "math/fast_math.h")
 

@@ -3,6 +3,6 @@ of the config structs. The executors live with their backends (gdsolve._cpu_line
 gdsolve._cpu_mlp, gdsolve.gpu, gdsolve.distributed). docs/architecture.md traces a fit."""
 
 from gdsolve.engine.driver import FitReport, FitRules, run
-from gdsolve.engine.state import FitState
+from gdsolve.engine.state import LBFGS_MEMORY, FitState, lbfgs_history_size
 
-__all__ = ["FitReport", "FitRules", "FitState", "run"]
+__all__ = ["FitReport", "FitRules", "FitState", "LBFGS_MEMORY", "lbfgs_history_size", "run"]

@@ -10,10 +10,27 @@ import numpy as np
 
 from gdsolve import _structs
 
-__all__ = ["FitState", "ARRAYS"]
+__all__ = ["FitState", "ARRAYS", "LBFGS_MEMORY", "lbfgs_history_size"]
 
 # The arrays of a state; those a model kind does not use are None.
-ARRAYS = ("params", "slot0", "slot1", "slot2", "avg_params", "l1_q", "best_params", "order")
+ARRAYS = ("params", "slot0", "slot1", "slot2", "avg_params", "l1_q", "best_params", "history",
+          "order")
+
+# The curvature pairs the linear model's L-BFGS full batch keeps (scipy's L-BFGS-B default).
+LBFGS_MEMORY = 10
+
+
+def lbfgs_history_size(model, n_features):
+    """Elements of the L-BFGS history a linear fit with LinearConfig record `model` over
+    n_features columns needs (m pairs (s, y) over the updated parameters, model/lbfgs.h);
+    0 when it runs another method."""
+    m = int(model["lbfgs_memory"][0])
+    if not (int(model["spectral"][0]) and m > 0):
+        return 0
+    if m > 64:
+        raise ValueError(f"lbfgs_memory must be at most 64 (model/lbfgs.h), got {m}")
+    K = int(model["n_outputs"][0])
+    return 2 * m * (K * int(n_features) + (K if int(model["fit_intercept"][0]) else 0))
 
 
 class FitState:
@@ -23,14 +40,15 @@ class FitState:
     matrix, then every intercept vector). slot0..slot2: the update rule's per-parameter state
     (gdsolve.optim's state_slot_names, in order; unused slots are zeros). avg_params: averaged
     parameters (linear, average=...); l1_q: the L1 penalty each weight received (linear,
-    per-sample L1); best_params: the best validated parameters (MLP early stopping). order:
+    per-sample L1); best_params: the best validated parameters (MLP early stopping); history:
+    the linear L-BFGS full batch's curvature pairs (lbfgs_history_size). order:
     the training rows (uint32) in the last epoch's order. scalars: a FitScalars record
     (`state["t"]` reads one of its fields)."""
 
     __slots__ = ARRAYS + ("scalars",)
 
     def __init__(self, params, *, slots=None, avg_params=None, l1_q=None, best_params=None,
-                 order=None, scalars=None):
+                 history=None, order=None, scalars=None):
         params = np.ascontiguousarray(params)
         self.params = params
         slots = list(slots or [])
@@ -42,6 +60,7 @@ class FitState:
         self.avg_params = avg_params
         self.l1_q = l1_q
         self.best_params = best_params
+        self.history = history
         self.order = None if order is None else np.ascontiguousarray(order, dtype=np.uint32)
         self.scalars = _structs.record("FitScalars", scalars)
 
@@ -89,7 +108,7 @@ class FitState:
 
     def __setstate__(self, state):
         for name in self.__slots__:
-            setattr(self, name, state[name])
+            setattr(self, name, state.get(name))  # states pickled before `history` lack it
 
     def __repr__(self):
         return (f"FitState(params={self.params.shape[0]} {self.params.dtype}, "

@@ -142,7 +142,9 @@ typedef std::uint64_t gds_uint64;
     F(S, int, clip, 0)                /* gds::Clip of each update's data gradient */                \
     F(S, double, clip_limit, 0.0)                                                                   \
     F(S, int, spectral, 0)            /* full batch: spectral steps, line search (model/spectral.h) */ \
-    F(S, double, grad_tol, 0.0)       /* spectral: stop at ||min-norm subgradient||_inf <= grad_tol */
+    F(S, double, grad_tol, 0.0)       /* spectral: stop at ||min-norm subgradient||_inf <= grad_tol */ \
+    F(S, int, lbfgs_memory, 0)        /* spectral without L1: L-BFGS directions from this many      \
+                                      pairs (model/lbfgs.h); 0: Barzilai-Borwein steps */
 
 // A dense MLP's training rules (the layer sizes travel separately): hidden activation, the
 // output loss (SQUARED, LOG per output, SOFTMAX), scikit-learn's L2 convention
@@ -195,7 +197,9 @@ typedef std::uint64_t gds_uint64;
     F(S, double, spectral_step, 0.0)  /* spectral full batch: the next trial step (0: not begun) */ \
     F(S, double, spectral_f, 0.0)     /* its objective at the parameters */                         \
     F(S, double, spectral_ref, 0.0)   /* Zhang-Hager reference value C */                           \
-    F(S, double, spectral_q, 0.0)     /* and its weight Q */
+    F(S, double, spectral_q, 0.0)     /* and its weight Q */                                       \
+    F(S, int, lbfgs_pairs, 0)         /* L-BFGS full batch: curvature pairs in the history */       \
+    F(S, int, lbfgs_newest, 0)        /* and the newest one's slot */
 
 // Every struct above: X(Name, FIELD_LIST).
 #define GDS_STRUCTS(X)                                              \

@@ -30,6 +30,8 @@ template <class T> struct StateView {
     T* slot2;
     T* avg_params;
     T* l1_q;
+    T* history;  // L-BFGS full batch: the curvature pairs (model/lbfgs.h), else null
+    gds_int64 n_history;
     RowIndex* order;
     gds_int64 n_order;
     FitScalars* scalars;

@@ -25,6 +25,7 @@
 #include "gdsolve/cpu/rows.h"
 #include "gdsolve/cpu/worker_team.h"
 #include "gdsolve/driver/shuffle.h"
+#include "gdsolve/model/lbfgs.h"
 #include "gdsolve/model/linear.h"
 #include "gdsolve/model/spectral.h"
 #include "gdsolve/structs.h"
@@ -184,7 +185,10 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     // The bodies of the cloned entries.
     int epoch(StateView<T>& s, double& objective) {
         using namespace linear_detail;
-        if (spectral_) return spectral_epoch(s, objective);
+        if (spectral_) {
+            if (model_.lbfgs_memory > 0) return lbfgs_epoch(s, objective);
+            return spectral_epoch(s, objective);
+        }
         load(s);
         // the epoch's order: the last one shuffled (already done in idle time, when a team
         // shuffled ahead from this same state)
@@ -361,6 +365,114 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         return static_cast<int>(rmax <= tol ? FitStatus::CONVERGED : FitStatus::MAX_ITER);
     }
 
+    // One iteration of the L-BFGS full batch (model/lbfgs.h; smooth objectives): the first
+    // epoch of a fit takes the gradient at the start and empties the history; each epoch then
+    // steps along d = -H g, halving from t0 until Armijo's test holds (every trial one fused
+    // pass: the objective and gradient at x + t d), keeps grad F in slot0 and the pair in the
+    // state's history. CONVERGED when ||g||_inf <= grad_tol, or when no step decreases F.
+    int lbfgs_epoch(StateView<T>& s, double& objective) {
+        load(s);
+        order_rows_ = s.order;
+        FitScalars& sc = w_.sc;
+        const double l2 = pen_.l2;
+        const double inv_n = 1.0 / static_cast<double>(std::max<gds_int64>(n_train_, 1));
+        const gds_int64 n_upd = linear_updated_params(model_, d_);
+        const int m = model_.lbfgs_memory;
+        const double tol = model_.grad_tol;
+        T* P = w_.p.data();
+        T* G = w_.s0.data();  // grad F at P
+        history_.assign(s.history, s.history + s.n_history);
+        T* S = history_.data();
+        T* Y = S + static_cast<gds_int64>(m) * n_upd;
+        trial_.resize(static_cast<std::size_t>(n_all_));
+        qn_g_.resize(static_cast<std::size_t>(n_upd));
+        qn_d_.resize(static_cast<std::size_t>(n_upd));
+        double loss_sum = 0.0;
+        const double* raw = scratch_.grad[0].data();
+        if (sc.epoch == 0 || !(sc.spectral_step > 0.0)) {
+            if (!spectral_pass(P, loss_sum)) return static_cast<int>(FitStatus::INTERRUPTED);
+            double gmax = 0.0;
+            for (gds_int64 j = 0; j < n_upd; ++j) {
+                const double g = spectral_gradient(raw[j], inv_n, l2, j < n_w_, P[j]);
+                G[j] = static_cast<T>(g);
+                gmax = std::max(gmax, std::abs(g));
+            }
+            sc.spectral_f = loss_sum * inv_n + spectral_penalty(P);
+            sc.spectral_step = spectral_initial_step(gmax);
+            sc.lbfgs_pairs = 0;
+            sc.lbfgs_newest = 0;
+            if (!isfinite(sc.spectral_f)) return static_cast<int>(FitStatus::DIVERGED);
+            if (gmax <= tol) {
+                objective = sc.spectral_f;
+                commit(s);
+                return static_cast<int>(FitStatus::CONVERGED);
+            }
+        }
+        double* g = qn_g_.data();
+        double* d = qn_d_.data();
+        for (gds_int64 j = 0; j < n_upd; ++j) g[j] = static_cast<double>(G[j]);
+        double gd = lbfgs_direction(S, Y, m, sc.lbfgs_pairs, sc.lbfgs_newest, n_upd, g, d);
+        if (!(gd < 0.0)) {  // round-off spoilt the estimate: restart from the gradient
+            sc.lbfgs_pairs = 0;
+            gd = lbfgs_direction(S, Y, m, 0, 0, n_upd, g, d);
+        }
+        double t = sc.spectral_step, F_new = 0.0;
+        bool accepted = false;
+        for (int b = 0; b <= QuasiNewtonConstants::max_backtracks; ++b, t *= QuasiNewtonConstants::shrink) {
+            double moved = 0.0, largest = 0.0;
+            for (gds_int64 j = 0; j < n_all_; ++j) {
+                trial_[j] = j < n_upd ? static_cast<T>(static_cast<double>(P[j]) + t * d[j]) : P[j];
+                const double dj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
+                moved = std::max(moved, std::abs(dj));
+                largest = std::max(largest, std::abs(static_cast<double>(P[j])));
+            }
+            if (spectral_stalled(moved, largest, std::numeric_limits<T>::epsilon())) break;
+            if (!spectral_pass(trial_.data(), loss_sum))
+                return static_cast<int>(FitStatus::INTERRUPTED);
+            F_new = loss_sum * inv_n + spectral_penalty(trial_.data());
+            if (isfinite(F_new) && lbfgs_accept(F_new, sc.spectral_f, t, gd)) {
+                accepted = true;
+                break;
+            }
+        }
+        if (!accepted) {  // round-off: F cannot decrease further from P
+            objective = sc.spectral_f;
+            commit(s);
+            return static_cast<int>(FitStatus::CONVERGED);
+        }
+        // the new pair goes into the slot after the newest (the oldest once m are kept)
+        const int slot = sc.lbfgs_pairs == 0 ? 0 : (sc.lbfgs_newest + 1) % m;
+        T* s_new = S + static_cast<gds_int64>(slot) * n_upd;
+        T* y_new = Y + static_cast<gds_int64>(slot) * n_upd;
+        double sy = 0.0, yy = 0.0, gmax = 0.0;
+        for (gds_int64 j = 0; j < n_upd; ++j) {
+            const double gj = spectral_gradient(raw[j], inv_n, l2, j < n_w_, trial_[j]);
+            const double sj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
+            const double yj = gj - g[j];
+            sy += sj * yj;
+            yy += yj * yj;
+            s_new[j] = static_cast<T>(sj);
+            y_new[j] = static_cast<T>(yj);
+            P[j] = trial_[j];
+            G[j] = static_cast<T>(gj);
+            gmax = std::max(gmax, std::abs(gj));
+        }
+        if (lbfgs_keep_pair(sy, yy)) {
+            sc.lbfgs_newest = slot;
+            sc.lbfgs_pairs = std::min(sc.lbfgs_pairs + 1, m);
+        } else if (sc.lbfgs_pairs == m) {
+            sc.lbfgs_pairs = m - 1;  // the slot written was the oldest pair's
+        }
+        sc.spectral_f = F_new;
+        sc.spectral_step = 1.0;
+        sc.step += 1;
+        sc.t += static_cast<double>(n_train_);
+        objective = F_new;
+        commit(s);
+        std::copy(history_.begin(), history_.end(), s.history);
+        return static_cast<int>(gmax <= tol ? FitStatus::CONVERGED : FitStatus::MAX_ITER);
+    }
+
     // The full batch's loss sum and summed gradient (into scratch_.grad[0]) at `params`.
     bool spectral_pass(const T* params, double& loss_sum) {
         return linear_detail::batch_gradient(pb_, params, order_rows_, n_train_, 0, team_.get(),
@@ -476,7 +588,9 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     std::vector<double> hessian_;  // Sophia: the batch's Hessian estimate
     std::vector<T> hessian_z_;
     std::vector<RowIndex> order_;
-    std::vector<T> trial_;                  // spectral: the trial parameters
+    std::vector<T> trial_;                  // spectral, L-BFGS: the trial parameters
+    std::vector<T> history_;                // L-BFGS: the pairs (the state's history)
+    std::vector<double> qn_g_, qn_d_;       // L-BFGS: the gradient and the direction
     const RowIndex* order_rows_ = nullptr;  // spectral: the training rows (the state's order)
     ShuffleAhead<RowIndex> ahead_;
     InterruptChecker checker_;
