@@ -671,14 +671,17 @@ _COMMON_DOC = """
         Optimizer object (its own lr is used). Muon is an MLP rule and is refused here.
     learning_rate : str or gdsolve.schedules.Schedule
         'optimal' and 'invscaling' are scikit-learn's per-sample schedules (t counts samples);
-        with ``batch_size='full'`` and plain 'sgd' they become 'spectral' on the CPU (else
-        'lipschitz'), and 'optimal' with an adaptive optimizer (Adam, ...) becomes that
-        optimizer's constant rate. 'spectral': the accelerated full batch (Barzilai-Borwein
-        steps, non-monotone line search, proximal for L1; CPU only, refused on the GPU and for
-        Dask inputs; docs/linear.md). 'lipschitz': the constant step 1/L (L the Lipschitz
-        constant of the objective's gradient, from the data), the full-batch default before
-        'spectral' and still the default on the GPU / Dask. Other names: 'constant', 'adaptive',
-        'step', 'multistep', 'exponential', 'cosine', 'warm_restarts', 'one_cycle', 'cyclic',
+        with ``batch_size='full'`` and plain 'sgd' they become 'lbfgs' on the CPU when the
+        objective is smooth (no L1 part, not epsilon_insensitive), 'spectral' on the CPU
+        otherwise, 'lipschitz' elsewhere; 'optimal' with an adaptive optimizer (Adam, ...)
+        becomes that optimizer's constant rate. 'lbfgs': the quasi-Newton full batch (L-BFGS
+        directions from the last 10 pairs, Armijo backtracking; smooth objectives). 'spectral':
+        the accelerated full batch (Barzilai-Borwein steps, non-monotone line search, proximal
+        for L1). Both are CPU only, refused on the GPU and for Dask inputs (docs/linear.md).
+        'lipschitz': the constant step 1/L (L the Lipschitz constant of the objective's
+        gradient, from the data), the full-batch default on the GPU / Dask. Other names:
+        'constant', 'adaptive', 'step', 'multistep', 'exponential', 'cosine', 'warm_restarts',
+        'one_cycle', 'cyclic',
         'plateau', 'warmup_cosine'.
     eta0 : float, default=0.01
         Base learning rate for the schedules that need one (and the lr of a named optimizer).
@@ -692,8 +695,9 @@ _COMMON_DOC = """
     tol : float or None, default=1e-3
         Stop when the epoch objective (validation score with early_stopping) has not improved
         by tol for n_iter_no_change epochs. None: run max_iter epochs. With
-        learning_rate='spectral': stop when the max-norm of the objective's minimum-norm
-        subgradient is <= tol (or at round-off; docs/linear.md).
+        learning_rate='lbfgs' or 'spectral': stop when the max-norm of the objective's
+        minimum-norm subgradient (the gradient, for 'lbfgs') is <= tol (or at round-off;
+        docs/linear.md).
     n_iter_no_change : int, default=5
     early_stopping : bool, default=False
         Hold out validation_fraction of the data and stop on its score.

@@ -83,7 +83,7 @@ class FitState:
         for name in ARRAYS:
             value = getattr(self, name)
             setattr(new, name, None if value is None else value.copy())
-        new.scalars = self.scalars.copy()
+        new.scalars = _structs.copy(self.scalars)
         return new
 
     def astype(self, dtype):
