@@ -395,29 +395,43 @@ def test_lbfgs_iterates_equal_the_numpy_rules(name, weighted):
     assert_allclose(ours, ref, rtol=1e-7, atol=1e-9 * np.max(np.abs(ref)))
 
 
-def test_lbfgs_resumed_from_a_pickled_state_equals_uninterrupted():
-    X, _, y, _, _ = _problem("digits")
-    one = SGDLogistic(batch_size="full", max_iter=25, tol=None, alpha=1e-4).fit(X, y)
-    est = SGDLogistic(batch_size="full", max_iter=25, tol=None, alpha=1e-4)
+def _fit_paused(monkeypatch, est, X, y, until, resume):
+    """est.fit(X, y) with its driver run paused after `until` epochs and continued from
+    resume(state) (a copy, or a pickle round trip); returns the concatenated loss curve."""
+    import gdsolve.linear_model as lm
+
     real_run = engine.run
+    curve = []
 
     def paused_run(executor, state, rules, **kw):
-        real_run(executor, state, rules, until=12)  # past m = 10 pairs
-        resumed = pickle.loads(pickle.dumps(state))
-        assert resumed["lbfgs_pairs"] == engine.LBFGS_MEMORY
+        first = real_run(executor, state, rules, until=until)
+        resumed = resume(state)
         rest = real_run(executor, resumed, rules, **kw)
+        curve.extend(first.loss_curve + rest.loss_curve)
         for name in engine.state.ARRAYS:
             if getattr(state, name) is not None:
                 np.copyto(getattr(state, name), getattr(resumed, name))
         state.scalars[...] = resumed.scalars
         return rest
 
-    import gdsolve.linear_model as lm
-    lm.engine.run = paused_run
-    try:
-        est.fit(X, y)
-    finally:
-        lm.engine.run = real_run
+    monkeypatch.setattr(lm.engine, "run", paused_run)
+    est.fit(X, y)
+    return curve
+
+
+def test_lbfgs_resumed_from_a_pickled_state_equals_uninterrupted(monkeypatch):
+    X, _, y, _, _ = _problem("digits")
+    one = SGDLogistic(batch_size="full", max_iter=25, tol=None, alpha=1e-4).fit(X, y)
+    est = SGDLogistic(batch_size="full", max_iter=25, tol=None, alpha=1e-4)
+    pairs = []
+
+    def round_trip(state):
+        resumed = pickle.loads(pickle.dumps(state))
+        pairs.append(resumed["lbfgs_pairs"])
+        return resumed
+
+    _fit_paused(monkeypatch, est, X, y, 12, round_trip)  # past m = 10 pairs
+    assert pairs == [engine.LBFGS_MEMORY]
     assert_allclose(est.coef_, one.coef_, rtol=0, atol=0)
     assert_allclose(est.intercept_, one.intercept_, rtol=0, atol=0)
 
@@ -429,32 +443,14 @@ def test_momentum_and_averaging_keep_the_constant_step():
         assert est._fit_states[0]["spectral_step"] == 0
 
 
-def test_resumed_fit_equals_uninterrupted():
-    from gdsolve import _cpu_linear  # noqa: F401 (the executor the estimator builds)
-
+def test_resumed_fit_equals_uninterrupted(monkeypatch):
     X, _, y, _, _ = _problem("binary")
     one = SGDLogistic(batch_size="full", max_iter=25, tol=None, penalty="l1",
                       alpha=1e-3).fit(X, y)
     est = SGDLogistic(batch_size="full", max_iter=25, tol=None, penalty="l1", alpha=1e-3)
-    captured = {}
-    real_run = engine.run
-
-    def paused_run(executor, state, rules, **kw):
-        first = real_run(executor, state, rules, until=10)
-        resumed = state.copy()  # continue from a copy, as from a pickled state
-        rest = real_run(executor, resumed, rules, **kw)
-        captured["curve"] = first.loss_curve + rest.loss_curve
-        np.copyto(state.params, resumed.params)
-        state.scalars[...] = resumed.scalars
-        return rest
-
-    import gdsolve.linear_model as lm
-    lm.engine.run = paused_run
-    try:
-        est.fit(X, y)
-    finally:
-        lm.engine.run = real_run
-    assert_allclose(captured["curve"], one.loss_curve_, rtol=0, atol=0)
+    # continue from a copy, as from a pickled state
+    curve = _fit_paused(monkeypatch, est, X, y, 10, lambda state: state.copy())
+    assert_allclose(curve, one.loss_curve_, rtol=0, atol=0)
     assert_allclose(est.coef_, one.coef_, rtol=0, atol=0)
 
 
