@@ -272,75 +272,112 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     }
 
   private:
-    // One iteration of the spectral full-batch method (model/spectral.h): the first epoch of a
-    // fit takes the gradient at the start; each epoch then tries x+ = prox(x - a g) until the
-    // non-monotone test accepts it (every trial one fused pass: the objective and gradient at
-    // x+), and keeps grad f(x+) in slot0 for the next. Returns CONVERGED when the min-norm
-    // subgradient is within grad_tol, or when no step can decrease F any more (round-off).
-    int spectral_epoch(StateView<T>& s, double& objective) {
-        load(s);
-        order_rows_ = s.order;
+    // The full-batch methods (spectral, L-BFGS) share two steps, written once below: the start
+    // of a fit (`full_batch_start`) and the backtracking search along the method's trial point
+    // (`backtrack`); each method adds only its trial point, its acceptance test and its memory.
+    enum class Search { ACCEPTED, STALLED, INTERRUPTED };
+    static constexpr int kContinue = -1;
+
+    // The first epoch of a fit (or one whose step was lost): one pass at the start, grad F into
+    // slot0, F and the first trial step, and every method's memory emptied (the spectral
+    // reference, the L-BFGS pairs). Returns a FitStatus to end the epoch with, else kContinue.
+    int full_batch_start(StateView<T>& s, double& objective) {
         FitScalars& sc = w_.sc;
-        const PenaltySplit pen = pen_;
+        if (sc.epoch != 0 && sc.spectral_step > 0.0) return kContinue;
         const double inv_n = 1.0 / static_cast<double>(std::max<gds_int64>(n_train_, 1));
         const gds_int64 n_upd = linear_updated_params(model_, d_);
-        const double tol = model_.grad_tol;
-        T* P = w_.p.data();
-        T* G = w_.s0.data();  // grad f at P
+        const T* P = w_.p.data();
+        T* G = w_.s0.data();
+        double loss_sum = 0.0;
+        if (!spectral_pass(P, loss_sum)) return static_cast<int>(FitStatus::INTERRUPTED);
+        const double* raw = scratch_.grad[0].data();
+        double gmax = 0.0, rmax = 0.0;
+        for (gds_int64 j = 0; j < n_all_; ++j) {
+            const bool weight = j < n_w_;
+            const double g =
+                j < n_upd ? spectral_gradient(raw[j], inv_n, pen_.l2, weight, P[j]) : 0.0;
+            G[j] = static_cast<T>(g);
+            gmax = std::max(gmax, std::abs(g));
+            rmax = std::max(rmax, std::abs(spectral_residual(P[j], g, pen_.l1, weight)));
+        }
+        sc.spectral_f = loss_sum * inv_n + spectral_penalty(P);
+        sc.spectral_ref = sc.spectral_f;
+        sc.spectral_q = 1.0;
+        sc.spectral_step = spectral_initial_step(gmax);
+        sc.lbfgs_pairs = 0;
+        sc.lbfgs_newest = 0;
+        if (!isfinite(sc.spectral_f)) return static_cast<int>(FitStatus::DIVERGED);
+        if (rmax <= model_.grad_tol) {  // already optimal: nothing to step
+            objective = sc.spectral_f;
+            commit(s);
+            return static_cast<int>(FitStatus::CONVERGED);
+        }
+        return kContinue;
+    }
+
+    // From `step`, shrinks it by `shrink` until accept(F(x+), step, ||x+ - x||^2) holds, x+ the
+    // trial point trial(j, step) of the updated parameters (the rest kept); each trial is one
+    // fused pass, which leaves grad f(x+) in scratch_.grad[0]. STALLED when the trial no longer
+    // moves any parameter (round-off: F cannot decrease further from x).
+    template <class Trial, class Accept>
+    Search backtrack(double& step, double shrink, int max_backtracks, Trial trial, Accept accept,
+                     double& F_new) {
+        const double inv_n = 1.0 / static_cast<double>(std::max<gds_int64>(n_train_, 1));
+        const gds_int64 n_upd = linear_updated_params(model_, d_);
+        const T* P = w_.p.data();
         trial_.resize(static_cast<std::size_t>(n_all_));
         double loss_sum = 0.0;
-        const double* raw = scratch_.grad[0].data();
-        if (sc.epoch == 0 || !(sc.spectral_step > 0.0)) {
-            if (!spectral_pass(P, loss_sum)) return static_cast<int>(FitStatus::INTERRUPTED);
-            double gmax = 0.0, rmax = 0.0;
-            for (gds_int64 j = 0; j < n_all_; ++j) {
-                const bool weight = j < n_w_;
-                const double g =
-                    j < n_upd ? spectral_gradient(raw[j], inv_n, pen.l2, weight, P[j]) : 0.0;
-                G[j] = static_cast<T>(g);
-                gmax = std::max(gmax, std::abs(g));
-                rmax = std::max(rmax, std::abs(spectral_residual(P[j], g, pen.l1, weight)));
-            }
-            sc.spectral_f = loss_sum * inv_n + spectral_penalty(P);
-            sc.spectral_ref = sc.spectral_f;
-            sc.spectral_q = 1.0;
-            sc.spectral_step = spectral_initial_step(gmax);
-            if (!isfinite(sc.spectral_f)) return static_cast<int>(FitStatus::DIVERGED);
-            if (rmax <= tol) {  // already optimal: nothing to step
-                objective = sc.spectral_f;
-                commit(s);
-                return static_cast<int>(FitStatus::CONVERGED);
-            }
-        }
-        double step = sc.spectral_step, F_new = 0.0;
-        bool accepted = false;
-        for (int b = 0; b <= SpectralConstants::max_backtracks; ++b, step *= SpectralConstants::shrink) {
+        for (int b = 0; b <= max_backtracks; ++b, step *= shrink) {
             double sq = 0.0, moved = 0.0, largest = 0.0;
             for (gds_int64 j = 0; j < n_all_; ++j) {
-                const bool weight = j < n_w_;
-                trial_[j] = j < n_upd ? spectral_trial(P[j], static_cast<double>(G[j]), step,
-                                                       pen.l1, weight)
-                                      : P[j];
+                trial_[j] = j < n_upd ? trial(j, step) : P[j];
                 const double dj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
                 sq += dj * dj;
                 moved = std::max(moved, std::abs(dj));
                 largest = std::max(largest, std::abs(static_cast<double>(P[j])));
             }
             // the step moves no parameter by more than a few units in the last place
-            if (spectral_stalled(moved, largest, std::numeric_limits<T>::epsilon())) break;
-            if (!spectral_pass(trial_.data(), loss_sum))
-                return static_cast<int>(FitStatus::INTERRUPTED);
+            if (spectral_stalled(moved, largest, std::numeric_limits<T>::epsilon()))
+                return Search::STALLED;
+            if (!spectral_pass(trial_.data(), loss_sum)) return Search::INTERRUPTED;
             F_new = loss_sum * inv_n + spectral_penalty(trial_.data());
-            if (isfinite(F_new) && spectral_accept(F_new, sc.spectral_ref, step, sq)) {
-                accepted = true;
-                break;
-            }
+            if (isfinite(F_new) && accept(F_new, step, sq)) return Search::ACCEPTED;
         }
-        if (!accepted) {  // round-off: F cannot decrease further from P
+        return Search::STALLED;
+    }
+
+    // One iteration of the spectral full-batch method (model/spectral.h): tries
+    // x+ = prox(x - a g) until the non-monotone test accepts it, and keeps grad f(x+) in slot0
+    // for the next. Returns CONVERGED when the min-norm subgradient is within grad_tol, or when
+    // no step can decrease F any more (round-off).
+    int spectral_epoch(StateView<T>& s, double& objective) {
+        load(s);
+        order_rows_ = s.order;
+        const int started = full_batch_start(s, objective);
+        if (started != kContinue) return started;
+        FitScalars& sc = w_.sc;
+        const PenaltySplit pen = pen_;
+        const double inv_n = 1.0 / static_cast<double>(std::max<gds_int64>(n_train_, 1));
+        const gds_int64 n_upd = linear_updated_params(model_, d_);
+        T* P = w_.p.data();
+        T* G = w_.s0.data();  // grad f at P
+        double step = sc.spectral_step, F_new = 0.0;
+        const Search found = backtrack(
+            step, SpectralConstants::shrink, SpectralConstants::max_backtracks,
+            [&](gds_int64 j, double a) {
+                return spectral_trial(P[j], static_cast<double>(G[j]), a, pen.l1, j < n_w_);
+            },
+            [&](double F, double a, double sq) {
+                return spectral_accept(F, sc.spectral_ref, a, sq);
+            },
+            F_new);
+        if (found == Search::INTERRUPTED) return static_cast<int>(FitStatus::INTERRUPTED);
+        if (found == Search::STALLED) {
             objective = sc.spectral_f;
             commit(s);
             return static_cast<int>(FitStatus::CONVERGED);
         }
+        const double* raw = scratch_.grad[0].data();
         double ss = 0.0, sy = 0.0, yy = 0.0, rmax = 0.0;
         for (gds_int64 j = 0; j < n_all_; ++j) {
             const bool weight = j < n_w_;
@@ -362,52 +399,30 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         sc.t += static_cast<double>(n_train_);
         objective = F_new;
         commit(s);
-        return static_cast<int>(rmax <= tol ? FitStatus::CONVERGED : FitStatus::MAX_ITER);
+        return static_cast<int>(rmax <= model_.grad_tol ? FitStatus::CONVERGED
+                                                        : FitStatus::MAX_ITER);
     }
 
-    // One iteration of the L-BFGS full batch (model/lbfgs.h; smooth objectives): the first
-    // epoch of a fit takes the gradient at the start and empties the history; each epoch then
-    // steps along d = -H g, halving from t0 until Armijo's test holds (every trial one fused
-    // pass: the objective and gradient at x + t d), keeps grad F in slot0 and the pair in the
-    // state's history. CONVERGED when ||g||_inf <= grad_tol, or when no step decreases F.
+    // One iteration of the L-BFGS full batch (model/lbfgs.h; smooth objectives): steps along
+    // d = -H g, halving from t0 until Armijo's test holds, keeps grad F in slot0 and writes the
+    // new pair straight into the state's history (nothing can fail once a step is accepted).
+    // CONVERGED when ||g||_inf <= grad_tol, or when no step decreases F.
     int lbfgs_epoch(StateView<T>& s, double& objective) {
         load(s);
         order_rows_ = s.order;
+        const int started = full_batch_start(s, objective);
+        if (started != kContinue) return started;
         FitScalars& sc = w_.sc;
         const double l2 = pen_.l2;
         const double inv_n = 1.0 / static_cast<double>(std::max<gds_int64>(n_train_, 1));
         const gds_int64 n_upd = linear_updated_params(model_, d_);
         const int m = model_.lbfgs_memory;
-        const double tol = model_.grad_tol;
         T* P = w_.p.data();
         T* G = w_.s0.data();  // grad F at P
-        history_.assign(s.history, s.history + s.n_history);
-        T* S = history_.data();
+        T* S = s.history;
         T* Y = S + static_cast<gds_int64>(m) * n_upd;
-        trial_.resize(static_cast<std::size_t>(n_all_));
         qn_g_.resize(static_cast<std::size_t>(n_upd));
         qn_d_.resize(static_cast<std::size_t>(n_upd));
-        double loss_sum = 0.0;
-        const double* raw = scratch_.grad[0].data();
-        if (sc.epoch == 0 || !(sc.spectral_step > 0.0)) {
-            if (!spectral_pass(P, loss_sum)) return static_cast<int>(FitStatus::INTERRUPTED);
-            double gmax = 0.0;
-            for (gds_int64 j = 0; j < n_upd; ++j) {
-                const double g = spectral_gradient(raw[j], inv_n, l2, j < n_w_, P[j]);
-                G[j] = static_cast<T>(g);
-                gmax = std::max(gmax, std::abs(g));
-            }
-            sc.spectral_f = loss_sum * inv_n + spectral_penalty(P);
-            sc.spectral_step = spectral_initial_step(gmax);
-            sc.lbfgs_pairs = 0;
-            sc.lbfgs_newest = 0;
-            if (!isfinite(sc.spectral_f)) return static_cast<int>(FitStatus::DIVERGED);
-            if (gmax <= tol) {
-                objective = sc.spectral_f;
-                commit(s);
-                return static_cast<int>(FitStatus::CONVERGED);
-            }
-        }
         double* g = qn_g_.data();
         double* d = qn_d_.data();
         for (gds_int64 j = 0; j < n_upd; ++j) g[j] = static_cast<double>(G[j]);
@@ -417,30 +432,21 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
             gd = lbfgs_direction(S, Y, m, 0, 0, n_upd, g, d);
         }
         double t = sc.spectral_step, F_new = 0.0;
-        bool accepted = false;
-        for (int b = 0; b <= QuasiNewtonConstants::max_backtracks; ++b, t *= QuasiNewtonConstants::shrink) {
-            double moved = 0.0, largest = 0.0;
-            for (gds_int64 j = 0; j < n_all_; ++j) {
-                trial_[j] = j < n_upd ? static_cast<T>(static_cast<double>(P[j]) + t * d[j]) : P[j];
-                const double dj = static_cast<double>(trial_[j]) - static_cast<double>(P[j]);
-                moved = std::max(moved, std::abs(dj));
-                largest = std::max(largest, std::abs(static_cast<double>(P[j])));
-            }
-            if (spectral_stalled(moved, largest, std::numeric_limits<T>::epsilon())) break;
-            if (!spectral_pass(trial_.data(), loss_sum))
-                return static_cast<int>(FitStatus::INTERRUPTED);
-            F_new = loss_sum * inv_n + spectral_penalty(trial_.data());
-            if (isfinite(F_new) && lbfgs_accept(F_new, sc.spectral_f, t, gd)) {
-                accepted = true;
-                break;
-            }
-        }
-        if (!accepted) {  // round-off: F cannot decrease further from P
+        const Search found = backtrack(
+            t, QuasiNewtonConstants::shrink, QuasiNewtonConstants::max_backtracks,
+            [&](gds_int64 j, double a) {
+                return static_cast<T>(static_cast<double>(P[j]) + a * d[j]);
+            },
+            [&](double F, double a, double) { return lbfgs_accept(F, sc.spectral_f, a, gd); },
+            F_new);
+        if (found == Search::INTERRUPTED) return static_cast<int>(FitStatus::INTERRUPTED);
+        if (found == Search::STALLED) {
             objective = sc.spectral_f;
             commit(s);
             return static_cast<int>(FitStatus::CONVERGED);
         }
         // the new pair goes into the slot after the newest (the oldest once m are kept)
+        const double* raw = scratch_.grad[0].data();
         const int slot = sc.lbfgs_pairs == 0 ? 0 : (sc.lbfgs_newest + 1) % m;
         T* s_new = S + static_cast<gds_int64>(slot) * n_upd;
         T* y_new = Y + static_cast<gds_int64>(slot) * n_upd;
@@ -469,8 +475,8 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
         sc.t += static_cast<double>(n_train_);
         objective = F_new;
         commit(s);
-        std::copy(history_.begin(), history_.end(), s.history);
-        return static_cast<int>(gmax <= tol ? FitStatus::CONVERGED : FitStatus::MAX_ITER);
+        return static_cast<int>(gmax <= model_.grad_tol ? FitStatus::CONVERGED
+                                                        : FitStatus::MAX_ITER);
     }
 
     // The full batch's loss sum and summed gradient (into scratch_.grad[0]) at `params`.
@@ -589,7 +595,6 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     std::vector<T> hessian_z_;
     std::vector<RowIndex> order_;
     std::vector<T> trial_;                  // spectral, L-BFGS: the trial parameters
-    std::vector<T> history_;                // L-BFGS: the pairs (the state's history)
     std::vector<double> qn_g_, qn_d_;       // L-BFGS: the gradient and the direction
     const RowIndex* order_rows_ = nullptr;  // spectral: the training rows (the state's order)
     ShuffleAhead<RowIndex> ahead_;
