@@ -1,5 +1,5 @@
 """Time to a relative objective gap of 1e-6: gdsolve's accelerated full batch (SGDLogistic /
-SGDLinearRegression(batch_size="full"), the spectral method) against scikit-learn's lbfgs
+SGDLinearRegression(batch_size="full"), its default L-BFGS method) against scikit-learn's lbfgs
 LogisticRegression and Cholesky Ridge, measured in the same run (issue 14's targets).
 
 Problems: the convex cases of `gdsolve bench` (synthetic regression, synthetic binary,
@@ -123,7 +123,7 @@ def _solvers(case):
         peer = ("sklearn LogisticRegression (lbfgs)",
                 lambda k: LogisticRegression(C=C, solver="lbfgs", max_iter=k, tol=0.0).fit(
                     case.X, case.y), None)
-    return ("gdsolve full batch (spectral)", ours), peer
+    return ("gdsolve full batch (L-BFGS)", ours), peer
 
 
 def _fewest_iterations(fit, gap_of, limit=100_000):

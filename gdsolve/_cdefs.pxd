@@ -92,19 +92,26 @@ cdef extern from "gdsolve/cpu/fit_setup.h" namespace "gds":
 cdef inline void* struct_ptr(object rec, str name, size_t size, bint writeable=False) except NULL:
     """The bytes of a gdsolve._structs.record(name, ...) as a pointer to the C++ struct (of
     `size` bytes, checked), e.g. <OptimizerConfig*>struct_ptr(rec, "OptimizerConfig",
-    sizeof(OptimizerConfig)). With `writeable`, C++ may update the record in place."""
+    sizeof(OptimizerConfig)). With `writeable`, C++ may update the record in place. The checks
+    read the array through NumPy's C API: the driver calls this several times an epoch."""
     from gdsolve import _structs
 
-    if not isinstance(rec, cnp.ndarray) or rec.size != 1 or rec.dtype != _structs.dtype(name):
+    cdef cnp.ndarray arr
+    if not cnp.PyArray_Check(rec) or cnp.PyArray_SIZE(<cnp.ndarray>rec) != 1:
         raise ValueError(f"expected a one-element {name} record (gdsolve._structs.record), "
                          f"got {type(rec).__name__}")
-    if rec.dtype.itemsize != size:
-        raise RuntimeError(f"{name}: the record has {rec.dtype.itemsize} bytes, the compiled "
+    arr = <cnp.ndarray>rec
+    expected = _structs.dtype(name)
+    if <object>cnp.PyArray_DESCR(arr) is not expected and arr.dtype != expected:
+        raise ValueError(f"expected a one-element {name} record (gdsolve._structs.record), "
+                         f"got {type(rec).__name__}")
+    if <size_t>cnp.PyArray_ITEMSIZE(arr) != size:
+        raise RuntimeError(f"{name}: the record has {arr.dtype.itemsize} bytes, the compiled "
                            f"struct {size}")
-    if not rec.flags.c_contiguous or (writeable and not rec.flags.writeable):
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or (writeable and not cnp.PyArray_ISWRITEABLE(arr)):
         raise ValueError(f"the {name} record must be contiguous" +
                          (" and writeable" if writeable else ""))
-    return cnp.PyArray_DATA(<cnp.ndarray>rec)
+    return cnp.PyArray_DATA(arr)
 
 
 ctypedef fused state_float:
@@ -116,6 +123,12 @@ cdef inline object check_vector(object a, object dtype, Py_ssize_t n, str what,
                                 bint optional=False):
     """`a` as a contiguous 1-d array of `dtype` with n elements (n < 0: any), or ValueError
     naming `what`."""
+    cdef cnp.ndarray arr
+    if cnp.PyArray_Check(a):  # the common case in C: NumPy's builtin dtypes are singletons
+        arr = <cnp.ndarray>a
+        if (<object>cnp.PyArray_DESCR(arr) is dtype and cnp.PyArray_NDIM(arr) == 1
+                and cnp.PyArray_IS_C_CONTIGUOUS(arr) and (n < 0 or cnp.PyArray_DIM(arr, 0) == n)):
+            return a
     import numpy as np
 
     if a is None:
@@ -132,8 +145,22 @@ cdef inline object check_vector(object a, object dtype, Py_ssize_t n, str what,
 
 
 cdef inline state_float* _data(object a, state_float sample) except? NULL:
+    """The first element of a writeable contiguous 1-d array of state_float (NULL when None or
+    empty); a memoryview checks any other array."""
     cdef state_float[::1] view
-    if a is None or a.shape[0] == 0:
+    cdef int type_num = cnp.NPY_DOUBLE if state_float is double else cnp.NPY_FLOAT
+    cdef cnp.ndarray arr
+    if a is None:
+        return NULL
+    if cnp.PyArray_Check(a):
+        arr = <cnp.ndarray>a
+        if cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == 0:
+            return NULL
+        if (cnp.PyArray_TYPE(arr) == type_num and cnp.PyArray_NDIM(arr) == 1
+                and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISWRITEABLE(arr)
+                and cnp.PyArray_ISNOTSWAPPED(arr)):
+            return <state_float*>cnp.PyArray_DATA(arr)
+    if a.shape[0] == 0:
         return NULL
     view = a
     return &view[0]
@@ -146,18 +173,20 @@ cdef inline object fill_state_view(StateView[state_float]& v, object state, obje
     """Point the C++ view at a gdsolve.engine.FitState's arrays, checked: parameters and slots
     of n_params elements, the order of n_order rows, the averaged parameters / L1 ledger /
     L-BFGS history when n_avg / n_l1 / n_history > 0 (else null). Returns the order array."""
-    import numpy as np
-
-    for name in ("params", "slot0", "slot1", "slot2"):
-        check_vector(getattr(state, name), dtype, n_params, f"state.{name}")
+    check_vector(state.params, dtype, n_params, "state.params")
+    check_vector(state.slot0, dtype, n_params, "state.slot0")
+    check_vector(state.slot1, dtype, n_params, "state.slot1")
+    check_vector(state.slot2, dtype, n_params, "state.slot2")
     if n_avg > 0:
         check_vector(state.avg_params, dtype, n_avg, "state.avg_params")
     if n_l1 > 0:
         check_vector(state.l1_q, dtype, n_l1, "state.l1_q")
     if n_history > 0:
         check_vector(state.history, dtype, n_history, "state.history")
-    order = check_vector(state.order, np.uint32, n_order, "state.order")
-    cdef uint32_t[::1] ov = order
+    order = check_vector(state.order, <object>cnp.PyArray_DescrFromType(cnp.NPY_UINT32), n_order,
+                         "state.order")
+    if n_order > 0 and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>order):
+        raise ValueError("state.order must be writeable (executors shuffle it in place)")
     v.params = _data(state.params, sample)
     v.slot0 = _data(state.slot0, sample)
     v.slot1 = _data(state.slot1, sample)
@@ -166,7 +195,7 @@ cdef inline object fill_state_view(StateView[state_float]& v, object state, obje
     v.l1_q = _data(state.l1_q, sample) if n_l1 > 0 else NULL
     v.history = _data(state.history, sample) if n_history > 0 else NULL
     v.n_history = n_history
-    v.order = &ov[0] if n_order > 0 else NULL
+    v.order = <RowIndex*>cnp.PyArray_DATA(<cnp.ndarray>order) if n_order > 0 else NULL
     v.n_order = n_order
     v.scalars = <FitScalars*>struct_ptr(state.scalars, "FitScalars", sizeof(FitScalars), True)
     return order

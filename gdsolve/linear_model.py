@@ -293,7 +293,8 @@ class _SGDLinearBase(DistributedParamsMixin, GdsolveEstimatorMixin, ParamNamesOn
     def _validate_X_y(self, X, y, reset, **kwargs):
         """validate_data for NumPy / SciPy input; for CuPy input the same checks on the device
         (X never copied to the host), unless device='cpu' asks for a host copy. Resolves where
-        the fit runs (self._place)."""
+        the fit runs (self._place). y comes back 1-d on both paths (column_or_1d, which warns
+        for a column vector)."""
         self._place = gpu_inputs.fit_place(self, X)
         if gpu_inputs.is_cupy_array(X) and not self._place.gpu:
             X = gpu_inputs.to_host(X)
@@ -781,7 +782,7 @@ class SGDLinearRegression(RegressorMixin, _SGDLinearBase):
     def _prepare(self, X, y, sample_weight, reset):
         X, y = self._validate_X_y(X, y, reset, y_numeric=True)
         dtype = self._compute_dtype(X)
-        y = np.ascontiguousarray(column_or_1d(y, warn=True), dtype=dtype)
+        y = np.ascontiguousarray(y, dtype=dtype)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                              f"[{X.shape[0]}, {y.shape[0]}]")
@@ -890,7 +891,6 @@ class SGDLogistic(LinearClassifierMixin, _SGDLinearBase):
 
     def _prepare(self, X, y, sample_weight, reset):
         X, y = self._validate_X_y(X, y, reset)
-        y = column_or_1d(y, warn=True)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                              f"[{X.shape[0]}, {y.shape[0]}]")

@@ -140,6 +140,69 @@ def test_an_epoch_that_diverges_leaves_the_state_as_it_was():
     assert report.n_epochs == 0
 
 
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+# (how the state is spoilt, the error's words): the binding reads the arrays through NumPy's C
+# API and must refuse what a typed memoryview refuses, before the epoch runs
+BAD_STATES = {
+    "params float32": (lambda st: setattr(st, "params", st.params.astype(np.float32)),
+                       "state.params must be a 1-d float64"),
+    "params byte-swapped": (lambda st: setattr(st, "params", st.params.astype(">f8")),
+                            "state.params must be a 1-d float64"),
+    "params strided": (lambda st: setattr(st, "params", np.zeros(8)[::2]),
+                       "state.params must be contiguous"),
+    "params short": (lambda st: setattr(st, "params", np.zeros(3)), "state.params has 3"),
+    "params 2-d": (lambda st: setattr(st, "params", np.zeros((4, 1))),
+                   "state.params must be a 1-d"),
+    "params read-only": (lambda st: setattr(st, "params", _read_only(st.params)), "read-only"),
+    "slot1 missing": (lambda st: setattr(st, "slot1", None), "state.slot1 is required"),
+    "order int64": (lambda st: setattr(st, "order", st.order.astype(np.int64)),
+                    "state.order must be a 1-d uint32"),
+    "order read-only": (lambda st: setattr(st, "order", _read_only(st.order)),
+                        "state.order must be writeable"),
+    "order out of range": (lambda st: st.order.__setitem__(0, 50),
+                           r"state.order \(the train_rows\) must index rows 0..49"),
+    "scalars read-only": (lambda st: setattr(st, "scalars", _read_only(st.scalars)),
+                          "FitScalars record must be contiguous and writeable"),
+    "scalars another record": (lambda st: setattr(st, "scalars", _structs.record("CpuConfig")),
+                               "expected a one-element FitScalars record"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STATES))
+def test_a_bad_state_is_refused_before_the_epoch(case):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    y = np.where(rng.random(50) < 0.5, -1.0, 1.0)
+    ex, _ = _executor(X, y, batch_size=10)
+    state = engine.FitState(np.zeros(4), order=np.arange(50))
+    spoil, words = BAD_STATES[case]
+    spoil(state)
+    before = {name: None if getattr(state, name) is None else getattr(state, name).copy()
+              for name in ("params", "slot0", "order")}
+    with pytest.raises(ValueError, match=words):
+        ex.run_epoch(state)
+    for name, value in before.items():
+        if value is not None:
+            assert_array_equal(getattr(state, name), value)
+
+
+def test_epoch_end_refuses_records_of_another_struct():
+    rules = engine.FitRules(_structs.record("DriverConfig"), _structs.record("ScheduleConfig"))
+    scalars = _structs.record("FitScalars")
+    with pytest.raises(ValueError, match="one-element DriverConfig record"):
+        _core.epoch_end(rules.schedule, rules.schedule, rules.plateau, scalars, 1.0, np.nan)
+    with pytest.raises(ValueError, match="one-element FitScalars record"):
+        _core.epoch_end(rules.driver, rules.schedule, rules.plateau, np.zeros(1), 1.0, np.nan)
+    stop, improved, lr = _core.epoch_end(rules.driver, rules.schedule, rules.plateau, scalars,
+                                         1.0, np.nan)
+    assert improved and not stop
+
+
 def test_driver_applies_the_stopping_rule_of_epoch_rules():
     # scikit-learn's rule through the driver: stop after `patience` epochs without the objective
     # improving by tol; an independent count over the recorded curve gives the same epoch

@@ -22,6 +22,9 @@ from gdsolve._codes import FitStatus
 
 __all__ = ["FitRules", "FitReport", "run"]
 
+# the statuses of a completed epoch, as plain ints: the loop compares them every epoch
+_RAN, _CONVERGED = int(FitStatus.MAX_ITER), int(FitStatus.CONVERGED)
+
 
 @dataclass
 class FitRules:
@@ -65,6 +68,8 @@ def run(executor, state, rules, *, until=None, on_epoch=None):
     start = time.perf_counter()
     keep_best = rules.keep_best and state.best_params is not None
     paused = False
+    validating = executor.has_validation
+    driver, schedule, plateau = rules.driver, rules.schedule, rules.plateau
     try:
         while True:
             epoch = state["epoch"]
@@ -76,22 +81,22 @@ def run(executor, state, rules, *, until=None, on_epoch=None):
             report.seconds += time.perf_counter() - t0
             # CONVERGED: the epoch completed and the executor's own rule (the spectral full
             # batch's gradient tolerance) ends the fit after it
-            if status not in (FitStatus.MAX_ITER, FitStatus.CONVERGED):
+            if status != _RAN and status != _CONVERGED:
                 report.status = int(status)
                 report.stop_epoch = epoch + 1
                 break
-            score = executor.score(state) if executor.has_validation else np.nan
-            stop, improved, lr = _core.epoch_end(rules.driver, rules.schedule, rules.plateau,
-                                                 state.scalars, objective, score)
+            score = executor.score(state) if validating else np.nan
+            stop, improved, lr = _core.epoch_end(driver, schedule, plateau, state.scalars,
+                                                 objective, score)
             report.loss_curve.append(float(objective))
-            if executor.has_validation:
+            if validating:
                 report.val_scores.append(float(score))
             if keep_best and improved:
                 np.copyto(state.best_params, state.params)
             if on_epoch is not None:
                 on_epoch(epoch + 1, objective, score, lr, time.perf_counter() - start)
-            if stop or status == FitStatus.CONVERGED:
-                report.status = int(FitStatus.CONVERGED)
+            if stop or status == _CONVERGED:
+                report.status = _CONVERGED
                 break
     except KeyboardInterrupt:  # between epochs (inside one, the executor polls for it)
         report.status = int(FitStatus.INTERRUPTED)

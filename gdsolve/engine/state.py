@@ -65,8 +65,8 @@ class FitState:
         self.scalars = _structs.record("FitScalars", scalars)
 
     def __getitem__(self, field):
-        value = self.scalars[field][0]
-        return value.item() if np.ndim(value) == 0 else value
+        value = self.scalars[field]  # (1,), or (1, count) for an array field
+        return value.item() if value.ndim == 1 else value[0]  # np.ndim cost 10x this read
 
     def __setitem__(self, field, value):
         self.scalars[field] = value
