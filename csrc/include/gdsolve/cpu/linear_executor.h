@@ -318,16 +318,18 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     // From `step`, shrinks it by `shrink` until accept(F(x+), step, ||x+ - x||^2) holds, x+ the
     // trial point trial(j, step) of the updated parameters (the rest kept); each trial is one
     // fused pass, which leaves grad f(x+) in scratch_.grad[0]. STALLED when the trial no longer
-    // moves any parameter (round-off: F cannot decrease further from x).
-    template <class Trial, class Accept>
+    // moves any parameter, or lost(step) says no step this short can decrease F beyond its
+    // round-off (F cannot decrease further from x).
+    template <class Trial, class Accept, class Lost>
     Search backtrack(double& step, double shrink, int max_backtracks, Trial trial, Accept accept,
-                     double& F_new) {
+                     Lost lost, double& F_new) {
         const double inv_n = 1.0 / static_cast<double>(std::max<gds_int64>(n_train_, 1));
         const gds_int64 n_upd = linear_updated_params(model_, d_);
         const T* P = w_.p.data();
         trial_.resize(static_cast<std::size_t>(n_all_));
         double loss_sum = 0.0;
         for (int b = 0; b <= max_backtracks; ++b, step *= shrink) {
+            if (lost(step)) return Search::STALLED;
             double sq = 0.0, moved = 0.0, largest = 0.0;
             for (gds_int64 j = 0; j < n_all_; ++j) {
                 trial_[j] = j < n_upd ? trial(j, step) : P[j];
@@ -370,6 +372,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
             [&](double F, double a, double sq) {
                 return spectral_accept(F, sc.spectral_ref, a, sq);
             },
+            [](double) { return false; },  // non-monotone: no such bound
             F_new);
         if (found == Search::INTERRUPTED) return static_cast<int>(FitStatus::INTERRUPTED);
         if (found == Search::STALLED) {
@@ -408,6 +411,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
     // new pair straight into the state's history (nothing can fail once a step is accepted).
     // CONVERGED when ||g||_inf <= grad_tol, or when no step decreases F.
     int lbfgs_epoch(StateView<T>& s, double& objective) {
+        constexpr double kEpsilon = std::numeric_limits<T>::epsilon();
         load(s);
         order_rows_ = s.order;
         const int started = full_batch_start(s, objective);
@@ -438,6 +442,7 @@ template <class T, class Rows> class LinearCpuRunner final : public LinearRunner
                 return static_cast<T>(static_cast<double>(P[j]) + a * d[j]);
             },
             [&](double F, double a, double) { return lbfgs_accept(F, sc.spectral_f, a, gd); },
+            [&](double a) { return lbfgs_decrease_lost(a, gd, sc.spectral_f, kEpsilon); },
             F_new);
         if (found == Search::INTERRUPTED) return static_cast<int>(FitStatus::INTERRUPTED);
         if (found == Search::STALLED) {

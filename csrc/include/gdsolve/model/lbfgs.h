@@ -7,7 +7,8 @@
 //   d = -H g       H: the two-loop recursion over the pairs (s_i, y_i), H0 = (s'y / y'y) I of
 //                  the newest pair (Nocedal and Wright, Algorithm 7.4); no pair yet: d = -g
 //   x+ = x + t d   t = t0, t0 / 2, ... until F(x+) <= F(x) + c1 t g'd (Armijo), t0 = 1, or
-//                  1 / ||g||_inf before any pair
+//                  1 / ||g||_inf before any pair; none (round-off) once -t g'd, the most any
+//                  such step can lower a convex F, is within 8 units in the last place of F
 //   keep (s, y) = (x+ - x, grad F(x+) - g) when s'y > curvature_min ||y||^2 (convex F: always,
 //   but for round-off), overwriting the oldest of m.
 // History layout: pair i of m at S + i n and Y + i n; `newest` its slot, `pairs` how many.
@@ -21,6 +22,7 @@ struct QuasiNewtonConstants {
     static constexpr double shrink = 0.5;          // backtracking factor
     static constexpr double curvature_min = 1e-12;  // s'y below this times y'y: pair dropped
     static constexpr int max_backtracks = 60;      // then no decrease is left: round-off
+    static constexpr double roundoff_ulps = 8.0;   // F's last units a decrease must exceed
     static constexpr int max_memory = 64;          // the two-loop's coefficient buffer
 };
 
@@ -69,6 +71,14 @@ GDS_HD inline double lbfgs_direction(const T* S, const T* Y, int m, int pairs, i
 // Armijo's test for the trial x + t d, g'd = gd < 0.
 GDS_HD inline bool lbfgs_accept(double F_new, double F, double t, double gd) {
     return F_new <= F + QuasiNewtonConstants::c1 * t * gd;
+}
+
+// Whether no step of length t or shorter can lower F by more than its round-off, eps the unit
+// round-off of the parameters' type: along a descent direction d of a convex F the decrease at
+// step t is at most -t g'd (the search then stops at once instead of halving to the limit).
+GDS_HD inline bool lbfgs_decrease_lost(double t, double gd, double F, double eps) {
+    const double size = F < 0.0 ? -F : F;
+    return -t * gd <= QuasiNewtonConstants::roundoff_ulps * eps * size;
 }
 
 // Whether the pair with s'y = sy and y'y = yy is kept.
