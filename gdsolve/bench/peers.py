@@ -92,8 +92,8 @@ def _gdsolve_linear(case, variant, budget, seed, notes, device=None):
         step = _lipschitz_step(case.X, case.kind, problem.penalty_split()[0],
                                problem.fit_intercept)
         params.update(batch_size="full", optimizer="sgd", learning_rate="constant", eta0=step)
-    elif variant == "spectral":  # the accelerated full batch (the CPU default for 'full')
-        params.update(batch_size="full", optimizer="sgd", learning_rate="spectral")
+    elif variant == "lbfgs":  # the CPU default for batch_size='full' on smooth objectives
+        params.update(batch_size="full", optimizer="sgd", learning_rate="lbfgs")
     else:
         raise ValueError(f"unknown gdsolve variant {variant!r}")
     if device is not None:

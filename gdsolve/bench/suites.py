@@ -31,22 +31,23 @@ from gdsolve.bench.peers import (
 
 def _linear_solvers(case, torch, sizes, seed, full_budget=None, closed_forms=True):
     """gdsolve's four linear variants and the peers each is paired with (scikit-learn's
-    LogisticRegression and Ridge with the spectral full batch, issue 14's target)."""
+    LogisticRegression and Ridge with the L-BFGS full batch, the CPU default for
+    batch_size='full' on these smooth problems: issue 14's target)."""
     epochs, full = sizes["epochs"], full_budget or sizes["full_epochs"]
     solvers = [
         _gdsolve_linear(case, "sgd", epochs, seed, case.notes),
         _gdsolve_linear(case, "adam", epochs, seed, case.notes),
         _gdsolve_linear(case, "full-batch", full, seed, case.notes),
-        _gdsolve_linear(case, "spectral", full, seed, case.notes),
+        _gdsolve_linear(case, "lbfgs", full, seed, case.notes),
     ]
     solvers.append(_sklearn_sgd(case, epochs, seed, pair="gdsolve sgd"))
     if case.kind == "regression":
-        solvers.append(_sklearn_ridge(case, pair="gdsolve spectral"))
+        solvers.append(_sklearn_ridge(case, pair="gdsolve lbfgs"))
         if closed_forms:
             solvers.append(_closed_form(case, "lstsq", pair="gdsolve full-batch"))
             solvers.append(_closed_form(case, "cholesky", pair="gdsolve full-batch"))
     else:
-        solvers.append(_sklearn_logistic_regression(case, pair="gdsolve spectral"))
+        solvers.append(_sklearn_logistic_regression(case, pair="gdsolve lbfgs"))
     if sp.issparse(case.X):
         case.notes.append("PyTorch peers are not run on sparse input")
     elif torch is not None:
