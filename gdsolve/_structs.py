@@ -63,16 +63,6 @@ def copy(rec):
 
 
 @functools.cache
-def _default_record(name):
-    """The record of the header's defaults (copied by record for a record with no values)."""
-    rec = np.zeros(1, dtype=dtype(name))
-    for field, default in defaults(name).items():
-        if np.ndim(rec[field][0]) == 0:
-            rec[field] = default
-    return rec
-
-
-@functools.cache
 def _row(name):
     """({field: position}, {array field: (count, element dtype)}, the defaults in field order,
     array fields as zeros) for record's one-row assignment."""
@@ -83,6 +73,14 @@ def _row(name):
     template = tuple(np.zeros(*arrays[f]) if f in arrays else d
                      for f, d in defaults(name).items())
     return index, arrays, template
+
+
+@functools.cache
+def _default_record(name):
+    """The record of the header's defaults (copied by record for a record with no values)."""
+    rec = np.zeros(1, dtype=dtype(name))
+    rec[0] = _row(name)[2]
+    return rec
 
 
 def record(name, values=None):
